@@ -1,0 +1,355 @@
+"""Parse the project's Turtle into one graph, keeping where every subject and triple is written.
+
+pyoxigraph parses (fast, and its syntax errors carry line and column); a light scanner over the
+same text records the line of every subject block and of every predicate inside it, so that a
+validation result about a focus node can point at ``FILE:LINE``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyoxigraph as ox
+
+from .project import DEFAULT_BASE_IRI, Project
+
+log = logging.getLogger(__name__)
+
+MAX_FILE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """A place in a source file: path relative to the project root, 1-based line and column."""
+
+    file: str
+    line: int
+    col: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class SyntaxProblem:
+    """A file that could not be parsed."""
+
+    location: Location
+    message: str
+
+    def __str__(self) -> str:
+        loc = self.location
+        return f"{loc.file}:{loc.line}:{loc.col}: error: {self.message}"
+
+
+@dataclass
+class SourceIndex:
+    """Where subjects and (subject, predicate) pairs are written. IRIs are plain strings."""
+
+    subjects: dict[str, list[Location]] = field(default_factory=dict)
+    statements: dict[tuple[str, str], list[Location]] = field(default_factory=dict)
+    objects: dict[tuple[str, str, str], Location] = field(default_factory=dict)
+
+    def locate(self, subject: str, predicate: str | None = None, obj: str | None = None) -> Location | None:
+        """The best known place for a triple, a subject's statement, or a subject."""
+        if predicate is not None and obj is not None and (subject, predicate, obj) in self.objects:
+            return self.objects[(subject, predicate, obj)]
+        if predicate is not None and (subject, predicate) in self.statements:
+            return self.statements[(subject, predicate)][0]
+        places = self.subjects.get(subject)
+        return places[0] if places else None
+
+    def files_of(self, subject: str) -> list[str]:
+        return sorted({loc.file for loc in self.subjects.get(subject, [])})
+
+    def merge(self, other: SourceIndex) -> None:
+        for key, locs in other.subjects.items():
+            self.subjects.setdefault(key, []).extend(locs)
+        for skey, locs in other.statements.items():
+            self.statements.setdefault(skey, []).extend(locs)
+        for okey, loc in other.objects.items():
+            self.objects.setdefault(okey, loc)
+
+
+@dataclass
+class ParsedFile:
+    """One file's triples, prefixes and index (or its syntax problem)."""
+
+    path: Path
+    name: str
+    triples: list[ox.Triple] = field(default_factory=list)
+    prefixes: dict[str, str] = field(default_factory=dict)
+    index: SourceIndex = field(default_factory=SourceIndex)
+    problem: SyntaxProblem | None = None
+
+
+@dataclass
+class LoadedGraph:
+    """The parsed sources: a pyoxigraph store (default graph) plus the source index."""
+
+    store: ox.Store
+    index: SourceIndex
+    prefixes: dict[str, str]
+    files: list[ParsedFile]
+
+    @property
+    def problems(self) -> list[SyntaxProblem]:
+        return [f.problem for f in self.files if f.problem is not None]
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def to_rdflib(self):
+        """The same triples as an rdflib Graph (for pySHACL and rdflib-based tools)."""
+        from .terms import store_to_rdflib
+
+        return store_to_rdflib(self.store, self.prefixes)
+
+
+def read_text(path: Path, name: str) -> tuple[str | None, SyntaxProblem | None]:
+    """A source file's text, or the reason it cannot be read (never an exception)."""
+    try:
+        if path.is_dir():
+            return None, SyntaxProblem(Location(name, 1), "is a directory, not a Turtle file")
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return None, SyntaxProblem(Location(name, 1), f"file is {size} bytes; the limit is {MAX_FILE_BYTES}")
+        raw = path.read_bytes()
+    except PermissionError:
+        return None, SyntaxProblem(Location(name, 1), "cannot read the file: permission denied")
+    except OSError as exc:
+        return None, SyntaxProblem(Location(name, 1), f"cannot read the file: {exc.strerror or exc}")
+    if raw.startswith(b"\xef\xbb\xbf"):
+        return None, SyntaxProblem(Location(name, 1), "file starts with a byte-order mark (BOM); save it as UTF-8 without BOM")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        return None, SyntaxProblem(Location(name, line, col), f"not UTF-8: byte 0x{raw[exc.start]:02x} cannot be decoded; save the file as UTF-8")
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        return None, SyntaxProblem(Location(name, line), "file contains a NUL byte; it is not a text file")
+    return text, None
+
+
+def parse_file(path: Path, name: str, base_iri: str = DEFAULT_BASE_IRI) -> ParsedFile:
+    """Parse one Turtle file with pyoxigraph and index it; syntax problems are returned, not raised."""
+    parsed = ParsedFile(path=path, name=name)
+    text, problem = read_text(path, name)
+    if problem is not None:
+        parsed.problem = problem
+        return parsed
+    assert text is not None
+    if not text.strip():
+        parsed.problem = SyntaxProblem(Location(name, 1), "file is empty; a Turtle file needs at least its @prefix lines")
+        return parsed
+    data = text.encode("utf-8")
+    try:
+        reader = ox.parse(data, format=ox.RdfFormat.TURTLE, base_iri=path.resolve().as_uri())
+        parsed.triples = [q.triple for q in reader]
+        parsed.prefixes = dict(reader.prefixes)
+    except SyntaxError as exc:
+        parsed.problem = SyntaxProblem(Location(name, exc.lineno or 1, exc.offset or 1), _clean_message(str(exc.msg)))
+        parsed.triples = []
+        return parsed
+    parsed.index = index_turtle(text, name, parsed.prefixes, path.resolve().as_uri())
+    return parsed
+
+
+def _clean_message(message: str) -> str:
+    """pyoxigraph says 'Parser error at line 3 between columns 1 and 5: X'; keep X (the position is shown apart)."""
+    return re.sub(r"^Parser error (at|between) [^:]*: ", "", message).strip()
+
+
+def load_files(paths: Iterable[Path], project: Project) -> LoadedGraph:
+    """Parse every file into one store; files with syntax problems add nothing to it."""
+    store = ox.Store()
+    index = SourceIndex()
+    prefixes: dict[str, str] = {}
+    files: list[ParsedFile] = []
+    rebase = project.base_iri != DEFAULT_BASE_IRI
+    for path in paths:
+        parsed = parse_file(path, project.relative(path), project.base_iri)
+        files.append(parsed)
+        if parsed.problem is not None:
+            log.debug("skipping %s: %s", parsed.name, parsed.problem)
+            continue
+        triples = parsed.triples
+        if rebase:
+            triples = [_rebase_triple(t, project.base_iri) for t in triples]
+            parsed.index = _rebase_index(parsed.index, project.base_iri)
+            parsed.prefixes = {k: _rebase_str(v, project.base_iri) for k, v in parsed.prefixes.items()}
+        store.bulk_extend(ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph()) for t in triples)
+        index.merge(parsed.index)
+        for key, value in parsed.prefixes.items():
+            prefixes.setdefault(key, value)
+    log.debug("loaded %d triples from %d files", len(store), len(files))
+    return LoadedGraph(store=store, index=index, prefixes=prefixes, files=files)
+
+
+def load_graph(project: Project, extra: Iterable[Path] = ()) -> LoadedGraph:
+    """The ontology and data of a project (plus any extra files)."""
+    return load_files([*project.graph_files(), *extra], project)
+
+
+def load_shapes(project: Project) -> LoadedGraph:
+    return load_files(project.shape_files(), project)
+
+
+# --- base IRI ----------------------------------------------------------------------------------
+
+def _rebase_str(iri: str, base: str) -> str:
+    return base + iri[len(DEFAULT_BASE_IRI):] if iri.startswith(DEFAULT_BASE_IRI) else iri
+
+
+def _rebase_term(term, base: str):
+    if isinstance(term, ox.NamedNode):
+        return ox.NamedNode(_rebase_str(term.value, base))
+    if isinstance(term, ox.Literal) and term.datatype.value == "http://www.w3.org/2001/XMLSchema#anyURI":
+        return ox.Literal(_rebase_str(term.value, base), datatype=term.datatype)
+    return term
+
+
+def _rebase_triple(triple: ox.Triple, base: str) -> ox.Triple:
+    return ox.Triple(_rebase_term(triple.subject, base), _rebase_term(triple.predicate, base), _rebase_term(triple.object, base))
+
+
+def _rebase_index(index: SourceIndex, base: str) -> SourceIndex:
+    out = SourceIndex()
+    for s, locs in index.subjects.items():
+        out.subjects[_rebase_str(s, base)] = locs
+    for (s, p), locs in index.statements.items():
+        out.statements[(_rebase_str(s, base), _rebase_str(p, base))] = locs
+    for (s, p, o), loc in index.objects.items():
+        out.objects[(_rebase_str(s, base), _rebase_str(p, base), _rebase_str(o, base))] = loc
+    return out
+
+
+# --- the line scanner -----------------------------------------------------------------------------
+
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>[ \t\r]+)
+  | (?P<nl>\n)
+  | (?P<comment>\#[^\n]*)
+  | (?P<iri><[^>\s]*>)
+  | (?P<long>\"\"\"(?:[^"\\]|\\.|"(?!""))*\"\"\"|'''(?:[^'\\]|\\.|'(?!''))*''')
+  | (?P<str>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
+  | (?P<punct>\^\^|[.;,\[\]()])
+  | (?P<word>[^\s.;,\[\]()"'<>#]+(?:\.[^\s.;,\[\]()"'<>#]+)*)
+  | (?P<other>.)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+
+_LOCAL_ESCAPE = re.compile(r"\\([_~.\-!$&'()*+,;=/?#@%])")
+RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
+
+
+def _tokens(text: str) -> Iterator[tuple[str, str, int, int]]:
+    """(kind, value, line, col) for every significant token of a Turtle text."""
+    line, line_start = 1, 0
+    for match in _TOKEN.finditer(text):
+        kind = match.lastgroup or "other"
+        value = match.group()
+        if kind == "nl":
+            line += 1
+            line_start = match.end()
+            continue
+        if kind not in ("ws", "comment"):
+            yield kind, value, line, match.start() - line_start + 1
+        newlines = value.count("\n")
+        if newlines:
+            line += newlines
+            line_start = match.start() + value.rfind("\n") + 1
+
+
+def _expand(kind: str, value: str, prefixes: dict[str, str], base: str) -> str | None:
+    """The IRI a subject/predicate/object token names, or None for literals and blank nodes."""
+    from urllib.parse import urljoin
+
+    if kind == "iri":
+        return urljoin(base, value[1:-1])
+    if kind == "word":
+        if value == "a":
+            return RDF_TYPE
+        if value.startswith("_:") or ":" not in value:
+            return None
+        prefix, local = value.split(":", 1)
+        if prefix not in prefixes:
+            return None
+        return prefixes[prefix] + _LOCAL_ESCAPE.sub(r"\1", local)
+    return None
+
+
+def index_turtle(text: str, name: str, prefixes: dict[str, str], base: str) -> SourceIndex:
+    """Record the line of every top-level subject, of each of its predicates, and of IRI objects.
+
+    The text is known to parse; the scanner follows Turtle's statement structure just enough to
+    tell subjects, predicates and objects apart at the top nesting level.
+    """
+    index = SourceIndex()
+    subject: str | None = None
+    predicate: str | None = None
+    expect = "subject"  # subject | predicate | object | directive
+    depth = 0
+    directive_sparql = False
+    after_caret = False
+    for kind, value, line, col in _tokens(text):
+        if expect == "directive":
+            if value == "." or (kind == "iri" and directive_sparql):
+                expect = "subject"
+            continue
+        if kind == "word" and value.lower() in ("@prefix", "@base", "prefix", "base") and depth == 0 and expect == "subject":
+            expect = "directive"
+            directive_sparql = not value.startswith("@")
+            continue
+        if kind == "punct" and value != "^^":
+            if value in "[(":
+                depth += 1
+                if depth == 1 and expect == "subject":
+                    subject = None
+                    expect = "predicate"
+                continue
+            if value in "])":
+                depth = max(0, depth - 1)
+                continue
+            if depth:
+                continue
+            if value == ".":
+                subject, predicate, expect = None, None, "subject"
+            elif value == ";":
+                expect = "predicate"
+            elif value == ",":
+                expect = "object"
+            continue
+        if depth:
+            continue
+        if value == "^^":
+            after_caret = True
+            continue
+        if after_caret:
+            after_caret = False
+            continue
+        iri = _expand(kind, value, prefixes, base)
+        loc = Location(name, line, col)
+        if expect == "subject":
+            subject = iri
+            if iri is not None:
+                index.subjects.setdefault(iri, []).append(loc)
+            expect = "predicate"
+        elif expect == "predicate":
+            predicate = iri
+            if subject is not None and iri is not None:
+                index.statements.setdefault((subject, iri), []).append(loc)
+            expect = "object"
+        elif expect == "object":
+            if subject is not None and predicate is not None and iri is not None:
+                index.objects.setdefault((subject, predicate, iri), loc)
+            # a datatype after ^^ or a language tag is part of the same object: stay in object state
+    return index
