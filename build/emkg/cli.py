@@ -21,9 +21,10 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 success, 1 data problems, 2 usage or environment errors, 3 endpoint errors.",
     )
     parser.add_argument("--version", action="version", version=f"emkg {__version__}")
-    parser.add_argument("--root", type=Path, help="the project folder (default: found from the current folder)")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more diagnostics on stderr (-vv: debug)")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _common_options(parser, default_root=None, default_verbose=0)
+    common = argparse.ArgumentParser(add_help=False)
+    _common_options(common, default_root=argparse.SUPPRESS, default_verbose=argparse.SUPPRESS)
+    commands = _Commands(parser.add_subparsers(dest="command", metavar="COMMAND", required=True), common)
 
     validate = commands.add_parser("validate", help="check syntax, SHACL shapes and QC queries")
     validate.add_argument("paths", nargs="*", type=Path, metavar="PATH",
@@ -60,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=7878)
 
     bench = commands.add_parser("bench", help="synthetic data and benchmarks")
-    bench_commands = bench.add_subparsers(dest="bench_command", metavar="ACTION", required=True)
+    bench_commands = _Commands(bench.add_subparsers(dest="bench_command", metavar="ACTION", required=True), common)
     generate = bench_commands.add_parser("generate", help="write a synthetic project tree")
     generate.add_argument("--triples", type=int, required=True)
     generate.add_argument("--out", type=Path, required=True)
@@ -71,6 +72,24 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--results", type=Path, default=Path("bench/results"))
     run.add_argument("--naive-limit", type=int, default=100000, help="largest size to run the naive pipeline at")
     return parser
+
+
+class _Commands:
+    """Sub-command registry that lets --root and -v stand before or after the command name."""
+
+    def __init__(self, subparsers, common: argparse.ArgumentParser) -> None:
+        self._subparsers = subparsers
+        self._common = common
+
+    def add_parser(self, name: str, **kwargs) -> argparse.ArgumentParser:
+        return self._subparsers.add_parser(name, parents=[self._common], **kwargs)
+
+
+def _common_options(parser: argparse.ArgumentParser, *, default_root, default_verbose) -> None:
+    parser.add_argument("--root", type=Path, default=default_root,
+                        help="the project folder (default: found from the current folder)")
+    parser.add_argument("-v", "--verbose", action="count", default=default_verbose,
+                        help="more diagnostics on stderr (-vv: debug)")
 
 
 def _endpoint_options(parser: argparse.ArgumentParser, *, update: bool) -> None:

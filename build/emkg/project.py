@@ -101,6 +101,8 @@ def open_project(root: Path | None = None) -> Project:
         found = root.resolve()
         settings_path = found / SETTINGS_FILE
         settings = _read_settings(settings_path).get("tool", {}).get("emkg", {}) if settings_path.is_file() else {}
+        if not settings and not any((found / name).is_dir() for name in ("ontology", "data", "shapes")):
+            raise UsageError(f"{root}: not an emkg project (no [tool.emkg] in pyproject.toml, no ontology/, data/ or shapes/)")
     else:
         located = find_root(Path.cwd())
         if located is None:
