@@ -157,8 +157,30 @@ def parse_file(path: Path, name: str, base_iri: str = DEFAULT_BASE_IRI) -> Parse
         parsed.problem = SyntaxProblem(Location(name, exc.lineno or 1, exc.offset or 1), _clean_message(str(exc.msg)))
         parsed.triples = []
         return parsed
+    except MemoryError:
+        parsed.problem = SyntaxProblem(
+            Location(name, _line_of_huge_token(text)),
+            f"a literal or IRI here is longer than the parser's limit of {TOKEN_LIMIT // (1024 * 1024)} MiB; "
+            "keep large text outside the graph (link to it) or split it",
+        )
+        parsed.triples = []
+        return parsed
     parsed.index = index_turtle(text, name, parsed.prefixes, path.resolve().as_uri())
     return parsed
+
+
+TOKEN_LIMIT = 16 * 1024 * 1024  # pyoxigraph's largest token
+
+
+def _line_of_huge_token(text: str) -> int:
+    """The line where the first over-long string or IRI token starts (1 when none is found)."""
+    for match in re.finditer(r'"""|\'\'\'|"|\'|<', text):
+        quote = match.group()
+        close = ">" if quote == "<" else quote
+        end = text.find(close, match.end())
+        if end - match.end() > TOKEN_LIMIT or end < 0:
+            return text.count("\n", 0, match.start()) + 1
+    return 1
 
 
 def _clean_message(message: str) -> str:

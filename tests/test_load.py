@@ -1,0 +1,131 @@
+"""The loader: every kind of unreadable input becomes one SyntaxProblem with file, line and column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from emkg.load import index_turtle, load_files, parse_file
+from emkg.project import Project
+
+PREFIXES = "@prefix ex: <http://example.org/> .\n"
+
+
+def _problem(tmp_path: Path, content: bytes | str, name: str = "x.ttl"):
+    path = tmp_path / name
+    path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    parsed = parse_file(path, name)
+    assert parsed.problem is not None, "the loader accepted bad input"
+    assert parsed.triples == []
+    return parsed.problem
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "words"),
+    [
+        (PREFIXES + 'ex:a ex:b "unterminated .\n', 2, "end of file"),
+        (PREFIXES + "ex:a ex:b ex:c\nex:d ex:e ex:f .\n", 3, ""),
+        (PREFIXES + 'ex:a ex:b "bad \\q escape" .\n', 2, "escape"),
+        (PREFIXES + "\n\nex:a ex:b nope:c .\n", 4, "nope"),
+        (PREFIXES + "ex:a ex:b <http://exa mple.org/> .\n", 2, ""),
+        ("this is not turtle at all\n", 1, ""),
+    ],
+    ids=["unterminated-string", "missing-dot", "bad-escape", "undeclared-prefix", "invalid-iri", "not-turtle"],
+)
+def test_syntax_errors_name_the_line(tmp_path: Path, content: str, line: int, words: str) -> None:
+    problem = _problem(tmp_path, content)
+    assert problem.location.file == "x.ttl"
+    assert problem.location.line == line
+    assert words.lower() in problem.message.lower()
+    assert str(problem).startswith(f"x.ttl:{line}:")
+    assert ": error: " in str(problem)
+
+
+def test_non_utf8_bytes_point_at_the_line(tmp_path: Path) -> None:
+    problem = _problem(tmp_path, PREFIXES.encode() + b'ex:a ex:b "caf\xe9" .\n')
+    assert problem.location.line == 2
+    assert "UTF-8" in problem.message
+
+
+def test_bom_empty_and_directory_are_refused(tmp_path: Path) -> None:
+    assert "byte-order mark" in _problem(tmp_path, b"\xef\xbb\xbf" + PREFIXES.encode()).message
+    assert "empty" in _problem(tmp_path, b"  \n\n").message
+    (tmp_path / "dir.ttl").mkdir()
+    parsed = parse_file(tmp_path / "dir.ttl", "dir.ttl")
+    assert parsed.problem is not None and "directory" in parsed.problem.message
+
+
+def test_unreadable_file_is_a_problem_not_an_exception(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "locked.ttl"
+    path.write_text(PREFIXES, encoding="utf-8")
+
+    def deny(self: Path) -> bytes:  # root reads anything, so chmod cannot show this in CI
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", deny)
+    parsed = parse_file(path, "locked.ttl")
+    assert parsed.problem is not None and "permission denied" in parsed.problem.message
+
+
+def test_large_literal_is_refused_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "big.ttl"
+    path.write_text(PREFIXES + "ex:a ex:b ex:c .\n" + 'ex:a ex:b "' + "x" * 50_000_000 + '" .\n', encoding="utf-8")
+    parsed = parse_file(path, "big.ttl")
+    assert parsed.problem is not None
+    assert parsed.problem.location.line == 3
+    assert "MiB" in parsed.problem.message
+
+
+def test_large_literal_under_the_limit_loads(tmp_path: Path) -> None:
+    path = tmp_path / "big.ttl"
+    path.write_text(PREFIXES + 'ex:a ex:b "' + "é" * 5_000_000 + '" .\n', encoding="utf-8")
+    parsed = parse_file(path, "big.ttl")
+    assert parsed.problem is None
+    assert len(parsed.triples[0].object.value) == 5_000_000
+
+
+def test_index_finds_subjects_predicates_and_objects() -> None:
+    text = (
+        PREFIXES
+        + "# a comment ex:not ex:this .\n"
+        + 'ex:a a ex:Thing ;\n    ex:label """two\nlines ex:fake ex:q""" ;\n    ex:when "2019"^^ex:year ;\n'
+        + "    ex:link ex:b ,\n        ex:c .\n\n"
+        + "[ ex:p ex:hidden ] .\n"
+        + "<http://example.org/d> ex:p ( ex:e ex:f ) .\n"
+    )
+    idx = index_turtle(text, "t.ttl", {"ex": "http://example.org/"}, "file:///t.ttl")
+    ex = "http://example.org/"
+    assert sorted(idx.subjects) == [ex + "a", ex + "d"]
+    assert idx.locate(ex + "a").line == 3
+    assert idx.locate(ex + "a", ex + "label").line == 4
+    assert idx.locate(ex + "a", ex + "when").line == 6
+    assert idx.locate(ex + "a", ex + "link", ex + "c").line == 8
+    assert (ex + "a", ex + "when", ex + "year") not in idx.objects
+    assert (ex + "a", ex + "label", ex + "fake") not in idx.objects
+    assert idx.locate(ex + "d", ex + "p").line == 11
+
+
+def test_load_files_skips_broken_files_and_keeps_the_rest(tmp_path: Path) -> None:
+    good = tmp_path / "good.ttl"
+    good.write_text(PREFIXES + "ex:a ex:b ex:c .\n", encoding="utf-8")
+    bad = tmp_path / "bad.ttl"
+    bad.write_text(PREFIXES + "ex:a ex:b\n", encoding="utf-8")
+    graph = load_files([good, bad], Project(root=tmp_path))
+    assert len(graph) == 1
+    assert [str(p.location) for p in graph.problems] == ["bad.ttl:3"]
+    assert graph.index.locate("http://example.org/a").file == "good.ttl"
+
+
+def test_base_iri_is_set_in_one_place(tmp_path: Path) -> None:
+    path = tmp_path / "a.ttl"
+    path.write_text(
+        "@prefix authority: <https://w3id.org/emkg/id/authority/> .\n"
+        "@prefix ex: <http://example.org/> .\nauthority:x ex:p authority:y .\n",
+        encoding="utf-8",
+    )
+    graph = load_files([path], Project(root=tmp_path, base_iri="https://data.example.gov.uk/kg/"))
+    [quad] = list(graph.store)
+    assert quad.subject.value == "https://data.example.gov.uk/kg/id/authority/x"
+    assert quad.object.value == "https://data.example.gov.uk/kg/id/authority/y"
+    assert graph.index.locate("https://data.example.gov.uk/kg/id/authority/x").line == 3
