@@ -1,0 +1,814 @@
+"""``emkg validate``: Turtle syntax, SHACL shapes (pySHACL) and QC queries, reported as ``FILE:LINE``.
+
+The pipeline is: load (syntax problems come from ``LoadedGraph.problems``) → SHACL over
+ontology + data (``run_shacl``, the one place a validation engine is called) → the SELECT queries
+in ``queries/qc/`` on the pyoxigraph store → ``Result`` objects located in the sources by the
+loader's index → a ``Report`` rendered as text, JSON or GitHub workflow commands.
+
+Exit codes: 0 conforms (warnings allowed unless ``--strict``), 1 data problems (syntax errors,
+violations), 2 project problems (a QC query or the shapes cannot run, a missing PATH).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyoxigraph as ox
+import rdflib
+from rdflib.namespace import RDF, SH
+
+from .errors import EXIT_DATA, EXIT_OK, EXIT_USAGE, UsageError
+from .load import LoadedGraph, Location, SyntaxProblem, load_files, load_graph, load_shapes
+from .project import Project
+from .terms import rdflib_to_ox
+
+log = logging.getLogger(__name__)
+
+SEVERITIES = ("violation", "warning", "info")
+FORMATS = ("text", "json", "github")
+_SEVERITY_OF = {SH.Violation: "violation", SH.Warning: "warning", SH.Info: "info"}
+_XSD = "http://www.w3.org/2001/XMLSchema#"
+_RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+_SH = str(SH)
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Result:
+    """One problem found in the graph, by a shape or a QC query.
+
+    ``focus``/``value`` are pyoxigraph terms; ``path`` is the predicate of a simple path (or of
+    an inverse path) and ``path_text`` the path as written in SPARQL (full IRIs shortened).
+    ``source`` names what found it: a shape (``emkgsh:X``, or ``emkgsh:X property emkg:p`` for a
+    property shape without an IRI) or a QC file (``queries/qc/x.rq``); ``component`` is the SHACL
+    constraint component's local name (``MinCount``, ``SPARQL``) or ``qc``.
+    """
+
+    severity: str
+    message: str
+    focus: ox.NamedNode | ox.BlankNode | ox.Literal | None
+    path: ox.NamedNode | None
+    value: ox.NamedNode | ox.BlankNode | ox.Literal | None
+    source: str
+    component: str
+    location: Location | None = None
+    path_text: str | None = None
+    focus_text: str | None = None
+    value_text: str | None = None
+
+    @property
+    def file(self) -> str | None:
+        return self.location.file if self.location else None
+
+    @property
+    def line(self) -> int | None:
+        return self.location.line if self.location else None
+
+    def sort_key(self) -> tuple:
+        loc = self.location
+        return (loc is None, loc.file if loc else "", loc.line if loc else 0, self.message,
+                SEVERITIES.index(self.severity), self.source, self.focus_text or "", self.value_text or "")
+
+    def key(self) -> tuple:
+        """What identifies a result independently of engine and wording (for equivalence tests)."""
+        return (self.severity, _term_key(self.focus), self.path_text, _term_key(self.value), self.source, self.component)
+
+    def details(self) -> str:
+        parts = []
+        if self.focus_text is not None:
+            parts.append(f"focus {self.focus_text}")
+        if self.path_text is not None:
+            parts.append(f"path {self.path_text}")
+        if self.value_text is not None:
+            parts.append(f"value {self.value_text}")
+        return f" ({', '.join(parts)})" if parts else ""
+
+    def __str__(self) -> str:
+        return f"{_where(self.location)}: {self.severity}: {self.message}{self.details()}"
+
+
+@dataclass(frozen=True)
+class ProjectProblem:
+    """The project itself is broken (a QC query does not parse, the shapes cannot run): exit 2."""
+
+    location: Location | None
+    message: str
+    file: str | None = None
+
+    def __str__(self) -> str:
+        where = _where(self.location) if self.location else (self.file or "emkg")
+        return f"{where}: error: {self.message}"
+
+
+@dataclass
+class Report:
+    """Everything ``validate`` found, with the counts for the summary line."""
+
+    results: list[Result] = field(default_factory=list)
+    problems: list[SyntaxProblem] = field(default_factory=list)
+    errors: list[ProjectProblem] = field(default_factory=list)
+    triples: int = 0
+    shapes: int = 0
+    checks: int = 0
+    files: int = 0
+    skipped: str | None = None
+    seconds: float = 0.0
+
+    def count(self, severity: str) -> int:
+        return sum(1 for r in self.results if r.severity == severity)
+
+    @property
+    def violations(self) -> int:
+        return self.count("violation")
+
+    @property
+    def warnings(self) -> int:
+        return self.count("warning")
+
+    @property
+    def infos(self) -> int:
+        return self.count("info")
+
+    @property
+    def files_with_results(self) -> int:
+        return len({r.file for r in self.results if r.file is not None} | {p.location.file for p in self.problems})
+
+    def conforms(self, strict: bool = False) -> bool:
+        if self.problems or self.errors or self.violations:
+            return False
+        return not (strict and self.warnings)
+
+    def exit_code(self, strict: bool = False) -> int:
+        if self.errors:
+            return EXIT_USAGE
+        return EXIT_OK if self.conforms(strict) else EXIT_DATA
+
+    def summary(self) -> str:
+        if self.problems:
+            files = len({p.location.file for p in self.problems})
+            text = (f"{_plural(len(self.problems), 'syntax error')} in {_plural(files, 'file')}; "
+                    f"SHACL and QC checks skipped (the graph is incomplete until every file parses)")
+        elif not self.results:
+            text = f"conforms: {self.triples} triples, {_plural(self.shapes, 'shape')}, {_plural(self.checks, 'check')}"
+        else:
+            counts = [_plural(self.violations, "violation"), _plural(self.warnings, "warning")]
+            if self.infos:
+                counts.append(_plural(self.infos, "info"))
+            text = f"{', '.join(counts)} in {_plural(self.files_with_results, 'file')} ({self.triples} triples checked)"
+        if self.errors:
+            text += f"; {_plural(len(self.errors), 'project error')} (exit 2)"
+        return text
+
+    def summary_dict(self, strict: bool = False) -> dict:
+        return {
+            "violations": self.violations,
+            "warnings": self.warnings,
+            "infos": self.infos,
+            "syntax_errors": len(self.problems),
+            "errors": len(self.errors),
+            "files_with_results": self.files_with_results,
+            "files": self.files,
+            "triples": self.triples,
+            "shapes": self.shapes,
+            "checks": self.checks,
+            "skipped": self.skipped,
+            "strict": strict,
+            "exit_code": self.exit_code(strict),
+            "text": self.summary(),
+        }
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _where(location: Location | None) -> str:
+    return f"{location.file}:{location.line}" if location else "(no source line)"
+
+
+def _term_key(term) -> str | None:
+    if term is None:
+        return None
+    if isinstance(term, ox.BlankNode):
+        return "_:"
+    return str(term)
+
+
+# --- terms as users read them -------------------------------------------------------------------
+
+_PN_LOCAL = re.compile(r"^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.\-]*[A-Za-z0-9_\-])?)?$")
+_IRI_IN_TEXT = re.compile(r"<?(https?://[^\s<>\"'{}|\\^`]+)>?")
+
+
+class Shortener:
+    """Terms as short text with the graph's prefixes (``authority:derby-city-council``)."""
+
+    def __init__(self, prefixes: dict[str, str]) -> None:
+        pairs = [(p, ns) for p, ns in prefixes.items() if ns]
+        # longest namespace first, then the shortest prefix name, for a stable choice
+        self._pairs = sorted(pairs, key=lambda pn: (-len(pn[1]), len(pn[0]), pn[0]))
+
+    def iri(self, iri: str) -> str:
+        for prefix, ns in self._pairs:
+            if iri.startswith(ns) and _PN_LOCAL.match(iri[len(ns):]):
+                return f"{prefix}:{iri[len(ns):]}"
+        return f"<{iri}>"
+
+    def term(self, term, limit: int = 60) -> str | None:
+        if term is None:
+            return None
+        if isinstance(term, ox.NamedNode):
+            return self.iri(term.value)
+        if isinstance(term, ox.BlankNode):
+            return "[]"
+        if isinstance(term, ox.Literal):
+            value = term.value
+            if len(value) > limit:
+                value = value[: limit - 1] + "…"
+            text = json.dumps(value, ensure_ascii=False)
+            if term.language:
+                return f"{text}@{term.language}"
+            if term.datatype.value != _XSD + "string":
+                return f"{text}^^{self.iri(term.datatype.value)}"
+            return text
+        return str(term)
+
+    def text(self, message: str) -> str:
+        """Full IRIs inside a message (pySHACL fills ``{?value}`` with them) made short."""
+
+        def shorten(match: re.Match) -> str:
+            iri = match.group(1).rstrip(".,;:)")
+            rest = match.group(1)[len(iri):]
+            short = self.iri(iri)
+            if short.startswith("<"):
+                return match.group(0)
+            return short + rest + (">" if match.group(0).endswith(">") and not match.group(0).startswith("<") else "")
+
+        return _IRI_IN_TEXT.sub(shorten, message)
+
+
+# --- finding where a result is written ------------------------------------------------------------
+
+class Locator:
+    """``FILE:LINE`` for a result: the triple, else the subject's statement, else the subject, else
+    the place that refers to the focus (a dangling reference has no description of its own)."""
+
+    def __init__(self, graph: LoadedGraph) -> None:
+        self.index = graph.index
+        self._referrers: dict[str, Location] | None = None
+
+    def _referrer(self, iri: str) -> Location | None:
+        if self._referrers is None:
+            refs: dict[str, Location] = {}
+            for (_s, _p, o), loc in self.index.objects.items():
+                if o not in refs or loc < refs[o]:
+                    refs[o] = loc
+            self._referrers = refs
+        return self._referrers.get(iri)
+
+    def locate(self, focus, path: ox.NamedNode | None, value, inverse: bool = False) -> Location | None:
+        f = focus.value if isinstance(focus, ox.NamedNode) else None
+        p = path.value if path is not None else None
+        v = value.value if isinstance(value, ox.NamedNode) else None
+        if inverse and v is not None and f is not None and p is not None:
+            found = self.index.locate(v, p, f)
+            if found is not None:
+                return found
+        if f is not None:
+            found = self.index.locate(f, None if inverse else p, v)
+            if found is not None:
+                return found
+            found = self._referrer(f)
+            if found is not None:
+                return found
+        if v is not None:
+            return self.index.locate(v) or self._referrer(v)
+        return None
+
+
+# --- SHACL -------------------------------------------------------------------------------------------
+
+ShaclEngine = Callable[[rdflib.Graph, rdflib.Graph], rdflib.Graph]
+
+
+def _pyshacl_engine(data: rdflib.Graph, shapes: rdflib.Graph) -> rdflib.Graph:
+    import pyshacl
+
+    _conforms, results, _text = pyshacl.validate(
+        data, shacl_graph=shapes, inference="none", advanced=True, allow_warnings=True,
+        allow_infos=True, inplace=True, abort_on_first=False, meta_shacl=False, js=False,
+    )
+    return results
+
+
+def _turbo_engine(data: rdflib.Graph, shapes: rdflib.Graph) -> rdflib.Graph:  # pragma: no cover - optional
+    import pyshacl_turbo  # not a dependency: only when installed, for the equivalence/bench tests
+
+    _conforms, results, _text = pyshacl_turbo.validate(
+        data, shacl_graph=shapes, inference="none", advanced=True, allow_warnings=True, allow_infos=True,
+    )
+    return results
+
+
+ENGINES: dict[str, ShaclEngine] = {"pyshacl": _pyshacl_engine, "pyshacl-turbo": _turbo_engine}
+DEFAULT_ENGINE = "pyshacl"
+
+
+@dataclass(frozen=True)
+class ShaclResult:
+    """A result as the engine reports it (rdflib terms), before wording and locating."""
+
+    focus: rdflib.term.Node | None
+    path: rdflib.term.Node | None
+    value: rdflib.term.Node | None
+    severity: str
+    messages: tuple[str, ...]
+    shape: rdflib.term.Node | None
+    component: rdflib.term.Node | None
+    constraint: rdflib.term.Node | None
+
+
+def run_shacl(data: rdflib.Graph, shapes: rdflib.Graph, engine: str | ShaclEngine = DEFAULT_ENGINE) -> tuple[list[ShaclResult], rdflib.Graph]:
+    """Validate ``data`` against ``shapes`` with one engine: the results and the results graph.
+
+    The one place an engine is called, so that a faster one can be swapped in (``ENGINES``).
+    """
+    run = ENGINES[engine] if isinstance(engine, str) else engine
+    results_graph = run(data, shapes)
+    return read_results(results_graph), results_graph
+
+
+def read_results(results_graph: rdflib.Graph) -> list[ShaclResult]:
+    out = []
+    g = results_graph
+    for r in set(g.subjects(RDF.type, SH.ValidationResult)) | set(g.objects(None, SH.result)):
+        messages = sorted(g.objects(r, SH.resultMessage), key=lambda m: (getattr(m, "language", None) not in (None, "en"), str(m)))
+        out.append(ShaclResult(
+            focus=g.value(r, SH.focusNode),
+            path=g.value(r, SH.resultPath),
+            value=g.value(r, SH.value),
+            severity=_SEVERITY_OF.get(g.value(r, SH.resultSeverity), "violation"),
+            messages=tuple(str(m) for m in messages),
+            shape=g.value(r, SH.sourceShape),
+            component=g.value(r, SH.sourceConstraintComponent),
+            constraint=g.value(r, SH.sourceConstraint),
+        ))
+    return out
+
+
+def _path_text(node, graphs: Sequence[rdflib.Graph], short: Shortener, depth: int = 0) -> str:
+    """A SHACL path node as SPARQL property-path text."""
+    if isinstance(node, rdflib.URIRef):
+        return short.iri(str(node))
+    if depth > 8 or node is None:
+        return "?"
+    for g in graphs:
+        if (node, None, None) not in g:
+            continue
+        if (node, RDF.first, None) in g:
+            items = list(rdflib.collection.Collection(g, node))
+            return "/".join(_path_group(i, graphs, short, depth) for i in items)
+        for pred, fmt in ((SH.inversePath, "^{}"), (SH.zeroOrMorePath, "{}*"), (SH.oneOrMorePath, "{}+"), (SH.zeroOrOnePath, "{}?")):
+            inner = g.value(node, pred)
+            if inner is not None:
+                return fmt.format(_path_group(inner, graphs, short, depth))
+        alt = g.value(node, SH.alternativePath)
+        if alt is not None:
+            return "|".join(_path_group(i, graphs, short, depth) for i in rdflib.collection.Collection(g, alt))
+    return "?"
+
+
+def _path_group(node, graphs, short, depth) -> str:
+    text = _path_text(node, graphs, short, depth + 1)
+    return text if isinstance(node, rdflib.URIRef) else f"({text})"
+
+
+def _simple_path(node, graphs: Sequence[rdflib.Graph]) -> tuple[rdflib.URIRef | None, bool]:
+    """The predicate of ``p`` or ``^p`` paths (and whether it is inverse); None otherwise."""
+    if isinstance(node, rdflib.URIRef):
+        return node, False
+    for g in graphs:
+        inner = g.value(node, SH.inversePath) if node is not None else None
+        if isinstance(inner, rdflib.URIRef):
+            return inner, True
+    return None, False
+
+
+def _shape_name(shape, graphs: Sequence[rdflib.Graph], short: Shortener) -> str:
+    if isinstance(shape, rdflib.URIRef):
+        return short.iri(str(shape))
+    if shape is None:
+        return "(unknown shape)"
+    for g in graphs:
+        parent = next(iter(g.subjects(SH.property, shape)), None)
+        if parent is not None:
+            path = g.value(shape, SH.path)
+            via = _path_text(path, graphs, short) if path is not None else "?"
+            return f"{_shape_name(parent, graphs, short)} property {via}"
+    for g in graphs:
+        path = g.value(shape, SH.path)
+        if path is not None:
+            return f"property shape {_path_text(path, graphs, short)}"
+    return "(anonymous shape)"
+
+
+_NODE_KIND = {
+    "IRI": "an IRI", "Literal": "a literal", "BlankNode": "a blank node",
+    "BlankNodeOrIRI": "an IRI or a blank node", "IRIOrLiteral": "an IRI or a literal",
+    "BlankNodeOrLiteral": "a blank node or a literal",
+}
+
+
+def _default_message(r: ShaclResult, component: str, subject: str, graphs, short: Shortener) -> str | None:
+    """Our wording for the core components when the shape has no ``sh:message``."""
+
+    def param(pred):
+        for g in graphs:
+            if r.shape is not None:
+                v = g.value(r.shape, pred)
+                if v is not None:
+                    return v
+        return None
+
+    def text(term) -> str:
+        if term is None:
+            return "?"
+        return short.term(rdflib_to_ox(term)) or "?"
+
+    if component == "MinCount":
+        n = int(param(SH.minCount) or 1)
+        return f"missing required {subject}" if n == 1 else f"needs at least {n} values of {subject}"
+    if component == "MaxCount":
+        n = int(param(SH.maxCount) or 0)
+        if n == 0:
+            return f"{subject} is not allowed here"
+        return f"more than one value of {subject}" if n == 1 else f"more than {n} values of {subject}"
+    if component == "Datatype":
+        return f"{subject} must be a literal of datatype {text(param(SH.datatype))}"
+    if component == "NodeKind":
+        kind = param(SH.nodeKind)
+        name = str(kind).rsplit("#", 1)[-1] if kind is not None else "?"
+        return f"{subject} must be {_NODE_KIND.get(name, name)}"
+    if component == "Class":
+        return f"{subject} must be an instance of {text(param(SH.class_))}"
+    if component == "Pattern":
+        pattern = param(SH.pattern)
+        return f"{subject} does not match the pattern {json.dumps(str(pattern)) if pattern is not None else '?'}"
+    if component in ("MinLength", "MaxLength"):
+        n = param(SH.minLength if component == "MinLength" else SH.maxLength)
+        return f"{subject} is {'shorter' if component == 'MinLength' else 'longer'} than {n} characters"
+    if component in ("MinInclusive", "MinExclusive", "MaxInclusive", "MaxExclusive"):
+        op = {"MinInclusive": ">=", "MinExclusive": ">", "MaxInclusive": "<=", "MaxExclusive": "<"}[component]
+        pred = {"MinInclusive": SH.minInclusive, "MinExclusive": SH.minExclusive,
+                "MaxInclusive": SH.maxInclusive, "MaxExclusive": SH.maxExclusive}[component]
+        return f"{subject} must be {op} {text(param(pred))}"
+    if component == "In":
+        allowed = param(SH["in"])
+        items: list[str] = []
+        for g in graphs:
+            if allowed is not None and (allowed, RDF.first, None) in g:
+                items = [text(i) for i in rdflib.collection.Collection(g, allowed)]
+                break
+        shown = ", ".join(items[:8]) + (", …" if len(items) > 8 else "")
+        return f"{subject} must be one of: {shown}" if items else f"{subject} is not one of the allowed values"
+    if component == "HasValue":
+        return f"{subject} must include {text(param(SH.hasValue))}"
+    if component == "LanguageIn":
+        return f"{subject} has a language tag that is not allowed"
+    if component == "UniqueLang":
+        return f"{subject} has more than one value in the same language"
+    if component in ("Equals", "Disjoint", "LessThan", "LessThanOrEquals"):
+        other = {"Equals": SH.equals, "Disjoint": SH.disjoint, "LessThan": SH.lessThan, "LessThanOrEquals": SH.lessThanOrEquals}[component]
+        verb = {"Equals": "must equal", "Disjoint": "must not share values with", "LessThan": "must be less than",
+                "LessThanOrEquals": "must be less than or equal to"}[component]
+        return f"{subject} {verb} {text(param(other))}"
+    if component == "Closed":
+        return f"{subject} is not allowed by the closed shape"
+    if component == "Node":
+        return f"{subject} does not conform to {text(param(SH.node))}"
+    return None
+
+
+def _shacl_to_results(raw: list[ShaclResult], results_graph: rdflib.Graph, shapes_graph: rdflib.Graph,
+                      locator: Locator, short: Shortener) -> list[Result]:
+    graphs = (shapes_graph, results_graph)
+    out = []
+    for r in raw:
+        component = str(r.component or "")
+        component = component[len(_SH):] if component.startswith(_SH) else component
+        component = component.removesuffix("ConstraintComponent") or "?"
+        predicate, inverse = _simple_path(r.path, graphs)
+        path_text = _path_text(r.path, graphs, short) if r.path is not None else None
+        focus = _to_ox(r.focus)
+        value = _to_ox(r.value)
+        has_message = any(
+            node is not None and any((node, SH.message, None) in g for g in graphs)
+            for node in (r.shape, r.constraint)
+        )
+        message = None
+        if not has_message:
+            subject = path_text if path_text is not None else "the node"
+            message = _default_message(r, component, subject, graphs, short)
+        if message is None:
+            message = short.text(r.messages[0]) if r.messages else f"fails {component} constraint"
+        message = " ".join(message.split())
+        location = locator.locate(focus, rdflib_to_ox(predicate) if predicate is not None else None, value, inverse)
+        out.append(Result(
+            severity=r.severity, message=message, focus=focus,
+            path=rdflib_to_ox(predicate) if predicate is not None else None, value=value,
+            source=_shape_name(r.shape, graphs, short), component=component, location=location,
+            path_text=path_text, focus_text=short.term(focus), value_text=short.term(value),
+        ))
+    return out
+
+
+def _to_ox(term):
+    if term is None:
+        return None
+    try:
+        return rdflib_to_ox(term)
+    except TypeError:
+        return None
+
+
+def count_shapes(shapes: LoadedGraph) -> int:
+    query = """
+        PREFIX sh: <http://www.w3.org/ns/shacl#>
+        SELECT (COUNT(DISTINCT ?s) AS ?n) WHERE {
+          { ?s a sh:NodeShape } UNION { ?s a sh:PropertyShape } UNION { ?x sh:property ?s }
+          UNION { ?s sh:targetClass|sh:targetNode|sh:targetSubjectsOf|sh:targetObjectsOf|sh:target ?t }
+        }"""
+    for row in shapes.store.query(query):
+        return int(row["n"].value)
+    return 0
+
+
+# --- QC queries ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class QcCheck:
+    """A query in ``queries/qc/``: its header and text."""
+
+    path: Path
+    name: str  # as users see it: queries/qc/x.rq
+    title: str
+    description: str
+    severity: str
+    text: str
+
+
+_HEADER = re.compile(r"^#\s*([A-Za-z][\w-]*)\s*:\s*(.*?)\s*$")
+_QUERY_POSITION = re.compile(r"^(?:error )?at (\d+):(\d+):\s*")
+
+
+def qc_checks(project: Project) -> tuple[list[QcCheck], list[ProjectProblem]]:
+    """Read ``queries/qc/*.rq``; headers that cannot be used are project problems."""
+    checks, problems = [], []
+    folder = project.qc_dir
+    if not folder.is_dir():
+        return checks, problems
+    for path in sorted(folder.glob("*.rq")):
+        name = project.relative(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(ProjectProblem(Location(name, 1), f"cannot read the QC query: {exc}"))
+            continue
+        header: dict[str, str] = {}
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            if not line.startswith("#"):
+                break
+            match = _HEADER.match(line)
+            if match:
+                header.setdefault(match.group(1).lower(), match.group(2))
+        severity = header.get("severity", "violation").lower()
+        if severity not in ("violation", "warning", "info"):
+            line_no = next((i for i, l in enumerate(text.splitlines(), 1) if _HEADER.match(l) and l.lower().split(":")[0].strip("# ") == "severity"), 1)
+            problems.append(ProjectProblem(Location(name, line_no), f"'# severity: {header['severity']}' must be violation or warning"))
+            continue
+        checks.append(QcCheck(path=path, name=name, title=header.get("title") or path.stem.replace("-", " "),
+                              description=header.get("description", ""), severity=severity, text=text))
+    return checks, problems
+
+
+def run_qc(check: QcCheck, graph: LoadedGraph, locator: Locator, short: Shortener) -> tuple[list[Result], ProjectProblem | None]:
+    """Run one QC query: every row is a problem about ``?entity ?property ?value``."""
+    try:
+        solutions = graph.store.query(check.text)
+    except SyntaxError as exc:
+        message = str(exc.msg if getattr(exc, "msg", None) else exc)
+        match = _QUERY_POSITION.match(message)
+        line, col = (int(match.group(1)), int(match.group(2))) if match else (1, 1)
+        detail = message[match.end():] if match else message
+        return [], ProjectProblem(Location(check.name, line, col), f"SPARQL syntax error (column {col}): {detail}")
+    except (OSError, ValueError, RuntimeError) as exc:
+        return [], ProjectProblem(Location(check.name, 1), f"the QC query failed: {exc}")
+    if not isinstance(solutions, ox.QuerySolutions):
+        return [], ProjectProblem(Location(check.name, 1), "a QC query must be a SELECT returning ?entity ?property ?value")
+    variables = [v.value for v in solutions.variables]
+    if "entity" not in variables:
+        return [], ProjectProblem(Location(check.name, 1), f"a QC query must select ?entity (it selects {', '.join('?' + v for v in variables) or 'nothing'})")
+    results = []
+    try:
+        for row in solutions:
+            focus = row["entity"]
+            prop = row["property"] if "property" in variables else None
+            value = row["value"] if "value" in variables else None
+            custom = row["message"] if "message" in variables else None
+            path = prop if isinstance(prop, ox.NamedNode) else None
+            message = short.text(custom.value) if isinstance(custom, ox.Literal) else check.title
+            results.append(Result(
+                severity=check.severity, message=" ".join(message.split()), focus=focus, path=path, value=value,
+                source=check.name, component="qc", location=locator.locate(focus, path, value),
+                path_text=short.term(prop), focus_text=short.term(focus), value_text=short.term(value),
+            ))
+    except (OSError, ValueError, RuntimeError) as exc:
+        return results, ProjectProblem(Location(check.name, 1), f"the QC query failed: {exc}")
+    return results, None
+
+
+# --- the public API ----------------------------------------------------------------------------------
+
+def validate_loaded(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: bool = True,
+                    engine: str | ShaclEngine = DEFAULT_ENGINE) -> Report:
+    """Validate an already loaded graph: syntax problems, SHACL results and QC rows in one report."""
+    started = time.perf_counter()
+    report = Report(triples=len(graph), files=len(graph.files))
+    report.problems = sorted(graph.problems + shapes.problems, key=lambda p: (p.location, p.message))
+    if report.problems:
+        report.skipped = "syntax errors: the graph is incomplete, SHACL and QC checks were not run"
+        report.seconds = time.perf_counter() - started
+        return report
+
+    prefixes = dict(shapes.prefixes)
+    prefixes.update(graph.prefixes)
+    short = Shortener(prefixes)
+    locator = Locator(graph)
+    results: list[Result] = []
+
+    report.shapes = count_shapes(shapes) if len(shapes) else 0
+    if len(shapes):
+        data_graph = graph.to_rdflib()
+        shapes_graph = shapes.to_rdflib()
+        try:
+            raw, results_graph = run_shacl(data_graph, shapes_graph, engine)
+        except Exception as exc:  # the engine refuses the shapes (bad SPARQL in sh:select, ...)
+            log.debug("SHACL engine failed", exc_info=True)
+            files = ", ".join(f.name for f in shapes.files) or "shapes/"
+            report.errors.append(ProjectProblem(None, f"the SHACL shapes could not be run: {type(exc).__name__}: {' '.join(str(exc).split())}", file=files))
+        else:
+            results.extend(_shacl_to_results(raw, results_graph, shapes_graph, locator, short))
+
+    if qc:
+        checks, problems = qc_checks(project)
+        report.errors.extend(problems)
+        for check in checks:
+            rows, problem = run_qc(check, graph, locator, short)
+            results.extend(rows)
+            report.checks += 1
+            if problem is not None:
+                report.errors.append(problem)
+
+    unique = {(r.sort_key(), r.key()): r for r in results}
+    report.results = sorted(unique.values(), key=Result.sort_key)
+    report.errors.sort(key=lambda e: (e.location is None, e.location or Location("", 0), e.message))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def render_report(report: Report, fmt: str = "text", strict: bool = False) -> str:
+    """The report as ``text`` (FILE:LINE lines and a summary), ``json`` or ``github`` commands."""
+    if fmt == "json":
+        return _render_json(report, strict)
+    if fmt == "github":
+        return _render_github(report)
+    if fmt != "text":
+        raise UsageError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    lines = [str(p) for p in report.problems]
+    if report.problems:
+        lines.append("note: SHACL shapes and QC queries were not run: fix the syntax errors first")
+    lines += [str(e) for e in report.errors]
+    lines += [str(r) for r in report.results]
+    lines.append(report.summary())
+    return "\n".join(lines)
+
+
+def _json_term(term) -> str | None:
+    if term is None:
+        return None
+    if isinstance(term, ox.NamedNode):
+        return term.value
+    return str(term)
+
+
+def _json_path(r: Result) -> str | None:
+    """The full IRI of a simple path; SPARQL path text (with prefixes) for inverse and complex paths."""
+    if r.path is not None and not (r.path_text or "").startswith("^"):
+        return r.path.value
+    return r.path_text
+
+
+def _render_json(report: Report, strict: bool) -> str:
+    items = []
+    for p in report.problems:
+        items.append({"file": p.location.file, "line": p.location.line, "column": p.location.col, "severity": "error",
+                      "message": p.message, "focus": None, "path": None, "value": None, "source": "syntax", "component": "syntax"})
+    for e in report.errors:
+        loc = e.location
+        items.append({"file": loc.file if loc else e.file, "line": loc.line if loc else None, "column": loc.col if loc else None,
+                      "severity": "error", "message": e.message, "focus": None, "path": None, "value": None,
+                      "source": "project", "component": "project"})
+    for r in report.results:
+        loc = r.location
+        items.append({
+            "file": loc.file if loc else None, "line": loc.line if loc else None, "column": loc.col if loc else None,
+            "severity": r.severity, "message": r.message,
+            "focus": _json_term(r.focus), "path": _json_path(r),
+            "value": _json_term(r.value), "source": r.source, "component": r.component,
+            "focus_short": r.focus_text, "path_short": r.path_text, "value_short": r.value_text,
+        })
+    doc = {"conforms": report.conforms(strict), "results": items, "summary": report.summary_dict(strict)}
+    return json.dumps(doc, indent=2, ensure_ascii=False)
+
+
+def _gh_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _gh_prop(text: str) -> str:
+    return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def _gh_command(kind: str, location: Location | None, message: str, file: str | None = None) -> str:
+    props = []
+    if location is not None:
+        props += [f"file={_gh_prop(location.file)}", f"line={location.line}"]
+        if location.col and location.col > 1:
+            props.append(f"col={location.col}")
+    elif file:
+        props.append(f"file={_gh_prop(file)}")
+    props.append(f"title={_gh_prop('emkg validate')}")
+    return f"::{kind} {','.join(props)}::{_gh_data(message)}"
+
+
+def _render_github(report: Report) -> str:
+    lines = [_gh_command("error", p.location, f"syntax error: {p.message}") for p in report.problems]
+    lines += [_gh_command("error", e.location, e.message, e.file) for e in report.errors]
+    kinds = {"violation": "error", "warning": "warning", "info": "notice"}
+    lines += [_gh_command(kinds[r.severity], r.location, f"{r.severity}: {r.message}{r.details()}") for r in report.results]
+    lines.append(report.summary())
+    return "\n".join(lines)
+
+
+# --- the command ----------------------------------------------------------------------------------------
+
+def expand_paths(project: Project, paths: Iterable[Path]) -> list[Path]:
+    """PATH arguments as Turtle files (folders give their ``*.ttl``), minus files already in the graph."""
+    known = {p.resolve() for p in project.graph_files()}
+    out: list[Path] = []
+    for path in paths:
+        if not path.exists():
+            raise UsageError(f"{path}: no such file or folder")
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*.ttl") if not any(part.startswith(".") for part in p.relative_to(path).parts))
+            if not files:
+                raise UsageError(f"{path}: no Turtle (*.ttl) files in this folder")
+        else:
+            files = [path]
+        for f in files:
+            resolved = f.resolve()
+            if resolved in known:
+                continue
+            known.add(resolved)
+            out.append(f)
+    return out
+
+
+def run_validate(project: Project, paths: Sequence[Path] = (), fmt: str = "text", strict: bool = False, qc: bool = True) -> int:
+    """``emkg validate``: print the report, return the exit code."""
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    extra = expand_paths(project, paths)
+    started = time.perf_counter()
+    graph = load_graph(project, extra)
+    shapes = load_shapes(project)
+    report = validate_loaded(project, graph, shapes, qc=qc)
+    log.info("validated %d triples in %.2fs", report.triples, time.perf_counter() - started)
+    print(render_report(report, fmt, strict=strict))
+    return report.exit_code(strict)
+
+
+__all__ = [
+    "ENGINES", "FORMATS", "ProjectProblem", "QcCheck", "Report", "Result", "ShaclResult", "Shortener",
+    "load_files", "qc_checks", "read_results", "render_report", "run_qc", "run_shacl", "run_validate",
+    "validate_loaded",
+]
