@@ -262,7 +262,18 @@ class Locator:
 
     def __init__(self, graph: LoadedGraph) -> None:
         self.index = graph.index
+        self.store = graph.store
         self._referrers: dict[str, Location] | None = None
+
+    def _predicates_with(self, focus: ox.NamedNode, value) -> list[str]:
+        """The predicates linking ``focus`` to ``value`` (a result without a path, e.g. from SPARQL)."""
+        if isinstance(value, ox.Triple) or value is None:
+            return []
+        try:
+            quads = self.store.quads_for_pattern(focus, None, value, ox.DefaultGraph())
+            return sorted({q.predicate.value for q in quads})
+        except (TypeError, ValueError):
+            return []
 
     def _referrer(self, iri: str) -> Location | None:
         if self._referrers is None:
@@ -281,6 +292,11 @@ class Locator:
             found = self.index.locate(v, p, f)
             if found is not None:
                 return found
+        if f is not None and p is None and value is not None:
+            places = [self.index.locate(f, q, v) for q in self._predicates_with(focus, value)]
+            places = [loc for loc in places if loc is not None and loc not in self.index.subjects.get(f, [])]
+            if places:
+                return min(places)
         if f is not None:
             found = self.index.locate(f, None if inverse else p, v)
             if found is not None:
@@ -600,6 +616,18 @@ def qc_checks(project: Project) -> tuple[list[QcCheck], list[ProjectProblem]]:
     return checks, problems
 
 
+def _clamp_position(text: str, line: int, col: int) -> tuple[int, int]:
+    """The parser reports where it gave up, which can be past the trailing newline at the end of
+    the text; point at the last character written instead."""
+    lines = text.split("\n")
+    offset = sum(len(l) + 1 for l in lines[: line - 1]) + col - 1
+    if text[offset:].strip() or not text.strip():
+        return line, col
+    last = len(text.rstrip()) - 1
+    line = text.count("\n", 0, last) + 1
+    return line, last - (text.rfind("\n", 0, last) + 1) + 1
+
+
 def run_qc(check: QcCheck, graph: LoadedGraph, locator: Locator, short: Shortener) -> tuple[list[Result], ProjectProblem | None]:
     """Run one QC query: every row is a problem about ``?entity ?property ?value``."""
     try:
@@ -608,6 +636,7 @@ def run_qc(check: QcCheck, graph: LoadedGraph, locator: Locator, short: Shortene
         message = str(exc.msg if getattr(exc, "msg", None) else exc)
         match = _QUERY_POSITION.match(message)
         line, col = (int(match.group(1)), int(match.group(2))) if match else (1, 1)
+        line, col = _clamp_position(check.text, line, col)
         detail = message[match.end():] if match else message
         return [], ProjectProblem(Location(check.name, line, col), f"SPARQL syntax error (column {col}): {detail}")
     except (OSError, ValueError, RuntimeError) as exc:
