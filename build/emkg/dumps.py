@@ -1,0 +1,768 @@
+"""Reproducible RDF dumps of the graph and its VoID/DCAT description.
+
+``emkg build`` writes, at the root of the output folder:
+
+``emkg.ttl``, ``emkg.nt``, ``emkg.jsonld``
+    The whole graph: the ontology, the data and the dataset description (below). The three files
+    hold exactly the same triples. JSON-LD carries its ``@context`` inline (the prefixes declared
+    in the sources), so reading it never needs the network.
+``emkg.trig``
+    The same triples split into named graphs, one per source document. The rule, per subject
+    (every triple goes where its subject goes, so each triple is in exactly one graph):
+
+    * subjects written in ``ontology/`` → ``<base>graph/ontology``;
+    * the dataset description → ``<base>graph/dataset``;
+    * a source document → its own graph ``<base>graph/source/<stem>``; a source section → the
+      graph of the document it is part of;
+    * any other subject → the graph of the one source document its ``prov:wasDerivedFrom``
+      sections belong to (a section counts for its ``dcterms:isPartOf`` document, a document for
+      itself); subjects derived from two or more documents → ``<base>graph/multi-source``;
+      subjects with no provenance → ``<base>graph/unsourced``;
+    * a blank node goes with the subject that refers to it.
+``void.ttl``
+    The dataset description on its own, plus the byte size (``dcat:byteSize``) and SHA-256
+    (``spdx:checksum``) of each of the four dumps. Sizes and checksums live ONLY here: a file
+    cannot contain its own checksum, and keeping them out of the graph keeps the four dumps
+    identical in content.
+
+Reproducible: subjects, predicates and objects are sorted by their N-Triples text; prefixes are
+those declared in the sources (plus the few standard ones the description needs: ``dcat``,
+``void``, ``spdx``...), never invented; blank nodes (the sources have none) are labelled by RDFC-1.0
+canonicalisation; the one date comes from the sources (``SOURCE_DATE_EPOCH``, else the date of the
+last git commit that touched ``ontology/`` or ``data/``), never from the clock.
+
+The description counts: ``void:triples`` is the number of triples in ``emkg.ttl`` (description
+included: the count is computed after the description is built, whose size does not depend on
+the number written); ``void:entities`` the distinct subjects under ``<base>id/``
+(``void:uriSpace``); ``void:classes`` the distinct ``rdf:type`` objects, each with a
+``void:classPartition`` (``<base>dataset/class/<prefix>-<name>``) giving its instance count.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+import re
+import subprocess
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyoxigraph as ox
+
+from .project import Project
+
+log = logging.getLogger(__name__)
+
+RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+RDFS = "http://www.w3.org/2000/01/rdf-schema#"
+XSD = "http://www.w3.org/2001/XMLSchema#"
+OWL = "http://www.w3.org/2002/07/owl#"
+SKOS = "http://www.w3.org/2004/02/skos/core#"
+DCTERMS = "http://purl.org/dc/terms/"
+FOAF = "http://xmlns.com/foaf/0.1/"
+PROV = "http://www.w3.org/ns/prov#"
+DCAT = "http://www.w3.org/ns/dcat#"
+VOID = "http://rdfs.org/ns/void#"
+SPDX = "http://spdx.org/rdf/terms#"
+SCHEMA = "https://schema.org/"
+RDF_TYPE = RDF + "type"
+XSD_STRING = XSD + "string"
+
+OGL = "http://www.nationalarchives.gov.uk/doc/open-government-licence/version/3/"
+ENDPOINT_ENV = "EMKG_ENDPOINT"
+TITLE = "East Midlands children's services knowledge graph"
+DESCRIPTION = (
+    "Linked data about children's services in the East Midlands region of England: the region's "
+    "counties and local authorities, their partner organisations, groups and networks, and the "
+    "regional updates of 2016 to 2023 with their programmes, events, publications, people and "
+    "stated quantities. Every fact is traced to a section of a seed document."
+)
+PUBLISHER_NAME = "The emkg project"
+KEYWORDS = ("children's services", "East Midlands", "local authorities", "regional improvement")
+IANA = "https://www.iana.org/assignments/media-types/"
+
+# Prefixes the description uses; added only when the sources do not declare them.
+DESCRIPTION_PREFIXES = {
+    "dcat": DCAT, "dcterms": DCTERMS, "foaf": FOAF, "rdf": RDF, "rdfs": RDFS, "spdx": SPDX,
+    "void": VOID, "xsd": XSD,
+}
+
+NT = ox.NamedNode
+Term = ox.NamedNode | ox.BlankNode | ox.Literal
+
+
+# --- dates -------------------------------------------------------------------------------------------
+
+def source_date(project: Project) -> str | None:
+    """The date of the sources as an ISO 8601 date-time, never the clock.
+
+    ``SOURCE_DATE_EPOCH`` (seconds, UTC) wins; otherwise the committer date of the last git commit
+    that touched ``ontology/`` or ``data/`` (``git log -1 --format=%cI``); ``None`` outside git.
+    """
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch:
+        try:
+            stamp = _dt.datetime.fromtimestamp(int(epoch), tz=_dt.timezone.utc)
+        except (ValueError, OverflowError, OSError):
+            log.warning("ignoring SOURCE_DATE_EPOCH=%r: not a number of seconds", epoch)
+        else:
+            return stamp.isoformat(timespec="seconds").replace("+00:00", "Z")
+    paths = [p for p in (project.ontology_dir, project.data_dir) if p.exists()]
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(project.root), "log", "-1", "--format=%cI", "--", *map(str, paths)],
+            capture_output=True, text=True, timeout=30, check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    text = done.stdout.strip()
+    if done.returncode != 0 or not text:
+        return None
+    try:
+        _dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return text
+
+
+# --- prefixes and term text --------------------------------------------------------------------------
+
+_PN_PREFIX = re.compile(r"^(?:[A-Za-z][A-Za-z0-9_\-]*)?$")
+_PN_LOCAL = re.compile(r"^(?:[A-Za-z0-9_](?:[A-Za-z0-9_\-.]*[A-Za-z0-9_\-])?)?$")
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+
+
+class Prefixes:
+    """A prefix map that compacts IRIs to ``prefix:local`` only where the result is valid Turtle."""
+
+    def __init__(self, mapping: Mapping[str, str]) -> None:
+        self.mapping = {k: v for k, v in sorted(mapping.items()) if _PN_PREFIX.match(k) and v}
+        by_ns: dict[str, str] = {}
+        for prefix, ns in self.mapping.items():  # sorted: the alphabetically first prefix wins
+            by_ns.setdefault(ns, prefix)
+        self._by_ns = by_ns
+        self._longest = sorted(by_ns, key=len, reverse=True)
+        self._cache: dict[str, str | None] = {}
+
+    def curie(self, iri: str) -> str | None:
+        """``prefix:local`` for an IRI, or None when no declared prefix gives a valid name."""
+        try:
+            return self._cache[iri]
+        except KeyError:
+            pass
+        found = None
+        cut = max(iri.rfind("/"), iri.rfind("#")) + 1
+        ns = iri[:cut]
+        if ns in self._by_ns and _PN_LOCAL.match(iri[cut:]):
+            found = f"{self._by_ns[ns]}:{iri[cut:]}"
+        else:
+            for ns in self._longest:
+                if iri.startswith(ns) and _PN_LOCAL.match(iri[len(ns):]):
+                    found = f"{self._by_ns[ns]}:{iri[len(ns):]}"
+                    break
+        if len(self._cache) < 2_000_000:
+            self._cache[iri] = found
+        return found
+
+    def used(self, curies: Iterable[str]) -> dict[str, str]:
+        names = {c.split(":", 1)[0] for c in curies}
+        return {k: v for k, v in self.mapping.items() if k in names}
+
+
+def nt(term: Term) -> str:
+    """A term as N-Triples text (pyoxigraph escapes it)."""
+    return str(term)
+
+
+def _quoted(value: str) -> str:
+    return str(ox.Literal(value))
+
+
+def turtle_term(term: Term, prefixes: Prefixes) -> str:
+    """A term as compact Turtle text: CURIEs, ``a``-free (the caller writes ``a``), short literals."""
+    if isinstance(term, ox.NamedNode):
+        return prefixes.curie(term.value) or f"<{_iri_text(term.value)}>"
+    if isinstance(term, ox.BlankNode):
+        return f"_:{term.value}"
+    if term.language:
+        return f"{_quoted(term.value)}@{term.language}"
+    datatype = term.datatype.value
+    if datatype == XSD_STRING:
+        return _quoted(term.value)
+    if datatype == XSD + "integer" and _INTEGER.match(term.value):
+        return term.value
+    if datatype == XSD + "boolean" and term.value in ("true", "false"):
+        return term.value
+    return f"{_quoted(term.value)}^^{turtle_term(term.datatype, prefixes)}"
+
+
+def _iri_text(iri: str) -> str:
+    return nt(NT(iri))[1:-1]
+
+
+# --- the Turtle writer -------------------------------------------------------------------------------
+
+SubjectMap = dict[Term, dict[str, list[Term]]]
+
+
+def group_triples(triples: Iterable[ox.Triple | ox.Quad]) -> SubjectMap:
+    """subject → predicate IRI → objects, for the writers."""
+    grouped: SubjectMap = {}
+    for t in triples:
+        grouped.setdefault(t.subject, {}).setdefault(t.predicate.value, []).append(t.object)
+    return grouped
+
+
+def _subject_order(grouped: SubjectMap) -> list[Term]:
+    return sorted(grouped, key=lambda s: (isinstance(s, ox.BlankNode), nt(s)))
+
+
+def _predicate_order(preds: Iterable[str]) -> list[str]:
+    return sorted(preds, key=lambda p: (p != RDF_TYPE, p))
+
+
+class TurtleWriter:
+    """Deterministic Turtle: sorted subjects, ``rdf:type`` first then predicates by IRI, objects
+    sorted, four-space indents. Blank nodes used once as an object are written inline (``[ ]``)."""
+
+    def __init__(self, prefixes: Prefixes) -> None:
+        self.prefixes = prefixes
+
+    def header(self, comment: Sequence[str] = (), used: Mapping[str, str] | None = None) -> str:
+        lines = [f"# {c}" for c in comment]
+        for prefix, ns in (used if used is not None else self.prefixes.mapping).items():
+            lines.append(f"@prefix {prefix}: <{_iri_text(ns)}> .")
+        return "\n".join(lines) + "\n" if lines else ""
+
+    def blocks(self, grouped: SubjectMap, indent: str = "") -> Iterable[str]:
+        """One text block per top-level subject (each ends with ' .\\n')."""
+        refs: dict[ox.BlankNode, int] = defaultdict(int)
+        for pmap in grouped.values():
+            for objs in pmap.values():
+                for o in objs:
+                    if isinstance(o, ox.BlankNode):
+                        refs[o] += 1
+        inline = {b for b, n in refs.items() if n == 1 and b in grouped}
+        self._grouped, self._inline = grouped, inline
+        for subject in _subject_order(grouped):
+            if subject in inline:
+                continue
+            yield self._block(subject, indent)
+
+    def _block(self, subject: Term, indent: str) -> str:
+        head = turtle_term(subject, self.prefixes)
+        body = self._pairs(subject, indent + "    ", set())
+        return f"{indent}{head} {body} .\n"
+
+    def _pairs(self, subject: Term, indent: str, seen: set) -> str:
+        pmap = self._grouped.get(subject, {})
+        parts = []
+        for pred in _predicate_order(pmap):
+            ptext = "a" if pred == RDF_TYPE else turtle_term(NT(pred), self.prefixes)
+            objs = sorted(set(pmap[pred]), key=nt)
+            texts = [self._object(o, indent, seen) for o in objs]
+            joined = " , ".join(texts)
+            if len(texts) > 1 and (len(joined) + len(ptext) + len(indent) > 100 or "\n" in joined):
+                joined = f" ,\n{indent}    ".join(texts)
+            parts.append(f"{ptext} {joined}")
+        return f" ;\n{indent}".join(parts)
+
+    def _object(self, obj: Term, indent: str, seen: set) -> str:
+        if isinstance(obj, ox.BlankNode) and obj in self._inline and obj not in seen:
+            seen.add(obj)
+            inner = self._pairs(obj, indent + "    ", seen)
+            return f"[\n{indent}    {inner}\n{indent}]"
+        return turtle_term(obj, self.prefixes)
+
+
+def write_turtle(triples: Iterable[ox.Triple | ox.Quad], prefixes: Prefixes, comment: Sequence[str] = (),
+                 only_used_prefixes: bool = False) -> str:
+    grouped = group_triples(triples)
+    writer = TurtleWriter(prefixes)
+    blocks = list(writer.blocks(grouped))
+    used = _used_prefixes(grouped, prefixes) if only_used_prefixes else None
+    head = writer.header(comment, used)
+    return head + ("\n" if head else "") + "\n".join(blocks)
+
+
+def _used_prefixes(grouped: SubjectMap, prefixes: Prefixes) -> dict[str, str]:
+    curies = []
+
+    def add(term):
+        if isinstance(term, ox.NamedNode):
+            c = prefixes.curie(term.value)
+            if c:
+                curies.append(c)
+        elif isinstance(term, ox.Literal) and not term.language:
+            add(term.datatype)
+
+    for s, pmap in grouped.items():
+        add(s)
+        for p, objs in pmap.items():
+            if p != RDF_TYPE:
+                add(NT(p))
+            for o in objs:
+                add(o)
+    return prefixes.used(curies)
+
+
+def write_ntriples(triples: Iterable[ox.Triple | ox.Quad]) -> str:
+    lines = sorted({f"{nt(t.subject)} {nt(t.predicate)} {nt(t.object)} ." for t in triples})
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def write_trig(graphs: Mapping[str, Sequence[ox.Triple | ox.Quad]], prefixes: Prefixes, comment: Sequence[str] = ()) -> str:
+    writer = TurtleWriter(prefixes)
+    out = [writer.header(comment)]
+    for name in sorted(graphs):
+        grouped = group_triples(graphs[name])
+        if not grouped:
+            continue
+        gname = turtle_term(NT(name), prefixes)
+        out.append(f"\n{gname} {{\n" + "\n".join(writer.blocks(grouped, indent="    ")) + "}\n")
+    return "".join(out)
+
+
+# --- JSON-LD -----------------------------------------------------------------------------------------
+
+def jsonld_context(prefixes: Prefixes) -> dict[str, str]:
+    """The inline context: every declared prefix (JSON-LD needs no network to expand them)."""
+    return {k: v for k, v in prefixes.mapping.items() if k and not k.startswith("_") and v[-1:] in "/#:?[]@"}
+
+
+def _jsonld_iri(iri: str, prefixes: Prefixes, context: Mapping[str, str]) -> str:
+    curie = prefixes.curie(iri)
+    if curie:
+        prefix, local = curie.split(":", 1)
+        if prefix in context and local and not local.startswith("//"):
+            return curie
+    return iri
+
+
+def jsonld_value(term: Term, prefixes: Prefixes, context: Mapping[str, str]) -> dict[str, str]:
+    if isinstance(term, ox.NamedNode):
+        return {"@id": _jsonld_iri(term.value, prefixes, context)}
+    if isinstance(term, ox.BlankNode):
+        return {"@id": f"_:{term.value}"}
+    if term.language:
+        return {"@value": term.value, "@language": term.language}
+    if term.datatype.value == XSD_STRING:
+        return {"@value": term.value}
+    return {"@value": term.value, "@type": _jsonld_iri(term.datatype.value, prefixes, context)}
+
+
+def jsonld_nodes(grouped: SubjectMap, prefixes: Prefixes, context: Mapping[str, str]) -> list[dict]:
+    nodes = []
+    for subject in _subject_order(grouped):
+        pmap = grouped[subject]
+        node: dict = {"@id": jsonld_value(subject, prefixes, context)["@id"]}
+        types = sorted(set(pmap.get(RDF_TYPE, [])), key=nt)
+        if types and all(isinstance(t, ox.NamedNode) for t in types):
+            node["@type"] = [_jsonld_iri(t.value, prefixes, context) for t in types]
+        for pred in _predicate_order(pmap):
+            if pred == RDF_TYPE and "@type" in node:
+                continue
+            key = _jsonld_iri(pred, prefixes, context)
+            node[key] = [jsonld_value(o, prefixes, context) for o in sorted(set(pmap[pred]), key=nt)]
+        nodes.append(node)
+    return nodes
+
+
+def write_jsonld(triples: Iterable[ox.Triple | ox.Quad], prefixes: Prefixes, only_used_prefixes: bool = False) -> str:
+    grouped = group_triples(triples)
+    context = jsonld_context(prefixes)
+    if only_used_prefixes:
+        used = _used_prefixes(grouped, prefixes)
+        context = {k: v for k, v in context.items() if k in used}
+    doc = {"@context": context, "@graph": jsonld_nodes(grouped, prefixes, context)}
+    return _json_lines(doc)
+
+
+def _json_lines(doc: dict) -> str:
+    """JSON with one node per line inside @graph: diff-friendly and still fast for big graphs."""
+    context = json.dumps(doc["@context"], ensure_ascii=False, indent=2)
+    nodes = ",\n".join("  " + json.dumps(n, ensure_ascii=False, separators=(", ", ": ")) for n in doc["@graph"])
+    context = context.replace("\n", "\n  ")
+    return '{\n  "@context": ' + context + ',\n  "@graph": [\n' + nodes + ("\n" if nodes else "") + "  ]\n}\n"
+
+
+# --- the dataset description -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DumpFormat:
+    name: str
+    title: str
+    media_type: str
+    format_iri: str
+
+
+FORMATS = (
+    DumpFormat("emkg.ttl", "The whole graph in Turtle", "text/turtle", "http://www.w3.org/ns/formats/Turtle"),
+    DumpFormat("emkg.nt", "The whole graph in N-Triples", "application/n-triples", "http://www.w3.org/ns/formats/N-Triples"),
+    DumpFormat("emkg.jsonld", "The whole graph in JSON-LD (inline context)", "application/ld+json", "http://www.w3.org/ns/formats/JSON-LD"),
+    DumpFormat("emkg.trig", "The whole graph in TriG, one named graph per source document", "application/trig", "http://www.w3.org/ns/formats/TriG"),
+)
+VOID_FILE = "void.ttl"
+
+
+@dataclass
+class Dump:
+    """A written file: its name in the output folder, size and SHA-256."""
+
+    name: str
+    title: str
+    media_type: str
+    size: int
+    sha256: str
+    triples: int
+
+
+@dataclass
+class Description:
+    """The VoID/DCAT description of the graph (without sizes and checksums) and the counts."""
+
+    triples: list[ox.Triple]
+    dataset: str
+    total_triples: int
+    entities: int
+    classes: int
+    properties: int
+    class_counts: list[tuple[str, int]]
+    examples: list[str]
+    date: str | None
+    endpoint: str | None
+    prefixes: dict[str, str] = field(default_factory=dict)
+
+
+def dataset_iri(project: Project) -> str:
+    return project.base_iri + "dataset"
+
+
+def graph_iri(project: Project, name: str) -> str:
+    return project.base_iri + "graph/" + name
+
+
+def _class_slug(iri: str, prefixes: Prefixes) -> str:
+    curie = prefixes.curie(iri)
+    text = curie.replace(":", "-") if curie else iri.rstrip("/#").rsplit("/", 1)[-1].rsplit("#", 1)[-1]
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "class"
+    if not curie:
+        slug += "-" + hashlib.sha256(iri.encode()).hexdigest()[:8]
+    return slug
+
+
+def all_prefixes(graph_prefixes: Mapping[str, str]) -> dict[str, str]:
+    merged = dict(graph_prefixes)
+    for k, v in DESCRIPTION_PREFIXES.items():
+        if k not in merged and v not in merged.values():
+            merged[k] = v
+    return merged
+
+
+def describe(project: Project, store: ox.Store, graph_prefixes: Mapping[str, str], *,
+             date: str | None = None, endpoint: str | None = None) -> Description:
+    """The description triples of the dataset in ``store`` (the default graph: ontology + data)."""
+    prefixes = Prefixes(all_prefixes(graph_prefixes))
+    ds = NT(dataset_iri(project))
+    base = project.base_iri
+    id_space = project.id_base
+    quads = list(store.quads_for_pattern(None, None, None, ox.DefaultGraph()))
+    subjects: set[str] = set()
+    entities: set[str] = set()
+    predicates: set[str] = set()
+    instances: dict[str, set[str]] = defaultdict(set)
+    for q in quads:
+        s = nt(q.subject)
+        subjects.add(s)
+        if isinstance(q.subject, ox.NamedNode) and q.subject.value.startswith(id_space):
+            entities.add(q.subject.value)
+        predicates.add(q.predicate.value)
+        if q.predicate.value == RDF_TYPE and isinstance(q.object, ox.NamedNode):
+            instances[q.object.value].add(s)
+    lit = ox.Literal
+    en = lambda text: lit(text, language="en")  # noqa: E731
+    integer = lambda n: lit(str(n), datatype=NT(XSD + "integer"))  # noqa: E731
+    t: list[ox.Triple] = []
+
+    def add(s, p, o):
+        t.append(ox.Triple(NT(s) if isinstance(s, str) else s, NT(p), o))
+
+    add(ds, RDF_TYPE, NT(VOID + "Dataset"))
+    add(ds, RDF_TYPE, NT(DCAT + "Dataset"))
+    add(ds, DCTERMS + "title", en(TITLE))
+    add(ds, RDFS + "label", en(TITLE))
+    add(ds, DCTERMS + "description", en(DESCRIPTION))
+    publisher = NT(base + "dataset/publisher")
+    add(ds, DCTERMS + "publisher", publisher)
+    add(publisher, RDF_TYPE, NT(FOAF + "Organization"))
+    add(publisher, FOAF + "name", en(PUBLISHER_NAME))
+    add(publisher, RDFS + "label", en(PUBLISHER_NAME))
+    add(publisher, FOAF + "homepage", NT(base))
+    add(ds, DCTERMS + "license", NT(OGL))
+    add(ds, FOAF + "homepage", NT(base))
+    add(ds, DCAT + "landingPage", NT(base))
+    for keyword in KEYWORDS:
+        add(ds, DCAT + "keyword", en(keyword))
+    if date:
+        add(ds, DCTERMS + "modified", lit(date, datatype=NT(XSD + ("dateTime" if "T" in date else "date"))))
+    add(ds, VOID + "uriSpace", lit(id_space))
+    add(ds, VOID + "vocabulary", NT(project.ontology_iri))
+    add(ds, VOID + "feature", NT("http://www.w3.org/ns/formats/Turtle"))
+    for doc in sorted(instances.get(base + "def/SourceDocument", set())):
+        add(ds, DCTERMS + "source", NT(doc[1:-1]))
+    add(ds, VOID + "entities", integer(len(entities)))
+    add(ds, VOID + "classes", integer(len(instances)))
+    add(ds, VOID + "properties", integer(len(predicates)))
+    add(ds, VOID + "distinctSubjects", integer(len(subjects)))
+    class_counts = sorted(((c, len(m)) for c, m in instances.items()), key=lambda x: (-x[1], x[0]))
+    for cls, count in sorted(class_counts):
+        part = NT(f"{base}dataset/class/{_class_slug(cls, prefixes)}")
+        add(ds, VOID + "classPartition", part)
+        add(part, RDF_TYPE, NT(VOID + "Dataset"))
+        add(part, VOID + "class", NT(cls))
+        add(part, VOID + "entities", integer(count))
+        label = _label_in(store, cls) or (prefixes.curie(cls) or cls)
+        add(part, RDFS + "label", en(f"Instances of {label}"))
+    examples = _examples(class_counts, instances, project)
+    for example in examples:
+        add(ds, VOID + "exampleResource", NT(example))
+    if endpoint:
+        add(ds, VOID + "sparqlEndpoint", NT(endpoint))
+    for fmt in FORMATS:
+        dist = NT(base + fmt.name)
+        add(ds, DCAT + "distribution", dist)
+        add(ds, VOID + "dataDump", dist)
+        add(dist, RDF_TYPE, NT(DCAT + "Distribution"))
+        add(dist, DCTERMS + "title", en(fmt.title))
+        add(dist, RDFS + "label", en(fmt.title))
+        add(dist, DCAT + "downloadURL", dist)
+        add(dist, DCAT + "mediaType", NT(IANA + fmt.media_type))
+        add(dist, DCTERMS + "format", NT(fmt.format_iri))
+        add(dist, DCTERMS + "license", NT(OGL))
+    # void:triples counts the whole dump, this description included: the description's size does
+    # not depend on the number written, so count first and add the one triple that states it.
+    unique = set(t)
+    new = sum(1 for x in unique if ox.Quad(x.subject, x.predicate, x.object, ox.DefaultGraph()) not in store)
+    total = len(quads) + new + 1
+    add(ds, VOID + "triples", integer(total))
+    return Description(
+        triples=sorted(set(t), key=lambda x: (nt(x.subject), nt(x.predicate), nt(x.object))),
+        dataset=ds.value, total_triples=total, entities=len(entities), classes=len(instances),
+        properties=len(predicates), class_counts=class_counts, examples=examples,
+        date=date, endpoint=endpoint, prefixes=prefixes.mapping,
+    )
+
+
+def _label_in(store: ox.Store, iri: str) -> str | None:
+    labels = sorted(
+        q.object.value for q in store.quads_for_pattern(NT(iri), NT(RDFS + "label"), None, ox.DefaultGraph())
+        if isinstance(q.object, ox.Literal)
+    )
+    return labels[0] if labels else None
+
+
+def _examples(class_counts: list[tuple[str, int]], instances: Mapping[str, set[str]], project: Project) -> list[str]:
+    """Up to five example resources: the first instance (by IRI) of the most populous data classes."""
+    out: list[str] = []
+    for cls, _count in class_counts:
+        if not cls.startswith(project.ontology_iri):
+            continue
+        members = sorted(m[1:-1] for m in instances[cls] if m.startswith("<" + project.id_base))
+        if members and members[0] not in out:
+            out.append(members[0])
+        if len(out) == 5:
+            break
+    return out
+
+
+# --- named graphs (TriG) -----------------------------------------------------------------------------
+
+def assign_graphs(project: Project, quads: Sequence[ox.Quad | ox.Triple], ontology_subjects: set[str],
+                  description_subjects: set[str]) -> dict[Term, str]:
+    """subject → named graph IRI, by the rule in the module docstring."""
+    source_doc = project.base_iri + "def/SourceDocument"
+    source_section = project.base_iri + "def/SourceSection"
+    part_of = DCTERMS + "isPartOf"
+    derived = PROV + "wasDerivedFrom"
+    docs: set[Term] = set()
+    sections: set[Term] = set()
+    doc_of: dict[Term, Term] = {}
+    derived_from: dict[Term, list[Term]] = defaultdict(list)
+    subjects: list[Term] = []
+    seen: set[Term] = set()
+    referrer: dict[ox.BlankNode, Term] = {}
+    for q in quads:
+        s, p, o = q.subject, q.predicate.value, q.object
+        if s not in seen:
+            seen.add(s)
+            subjects.append(s)
+        if p == RDF_TYPE and isinstance(o, ox.NamedNode):
+            if o.value == source_doc:
+                docs.add(s)
+            elif o.value == source_section:
+                sections.add(s)
+        elif p == part_of:
+            doc_of.setdefault(s, o) if isinstance(o, ox.NamedNode) else None
+        elif p == derived:
+            derived_from[s].append(o)
+        if isinstance(o, ox.BlankNode) and o not in referrer:
+            referrer[o] = s
+
+    def doc_graph(doc: Term) -> str:
+        value = doc.value if isinstance(doc, ox.NamedNode) else nt(doc)
+        local = value[len(project.base_iri):] if value.startswith(project.base_iri) else hashlib.sha256(value.encode()).hexdigest()[:16]
+        return graph_iri(project, local)
+
+    def docs_of(target: Term) -> set[Term]:
+        if target in docs:
+            return {target}
+        if target in sections and target in doc_of:
+            return {doc_of[target]}
+        return set()
+
+    result: dict[Term, str] = {}
+    for s in subjects:
+        if isinstance(s, ox.BlankNode):
+            continue
+        key = s.value
+        if key in description_subjects:
+            result[s] = graph_iri(project, "dataset")
+        elif key in ontology_subjects:
+            result[s] = graph_iri(project, "ontology")
+        elif s in docs:
+            result[s] = doc_graph(s)
+        elif s in sections and s in doc_of:
+            result[s] = doc_graph(doc_of[s])
+        else:
+            found: set[Term] = set()
+            for target in derived_from.get(s, []):
+                found |= docs_of(target)
+            if len(found) == 1:
+                result[s] = doc_graph(next(iter(found)))
+            elif found:
+                result[s] = graph_iri(project, "multi-source")
+            else:
+                result[s] = graph_iri(project, "unsourced")
+    for s in subjects:  # blank nodes: the graph of the subject that refers to them
+        if isinstance(s, ox.BlankNode):
+            current, hops = s, 0
+            while isinstance(current, ox.BlankNode) and current in referrer and hops < 1000:
+                current, hops = referrer[current], hops + 1
+            result[s] = result.get(current, graph_iri(project, "unsourced"))
+    return result
+
+
+def ontology_subjects(project: Project, graph) -> set[str]:
+    """IRIs of the subjects written in ``ontology/`` files (the loader's index, already rebased)."""
+    folder = project.ontology_dir.resolve()
+    out: set[str] = set()
+    for parsed in graph.files:
+        try:
+            parsed.path.resolve().relative_to(folder)
+        except ValueError:
+            continue
+        out.update(parsed.index.subjects)
+    return out
+
+
+# --- canonical blank nodes ---------------------------------------------------------------------------
+
+def canonical_quads(quads: list[ox.Quad]) -> list[ox.Quad]:
+    """The same quads with blank nodes relabelled by RDFC-1.0 (unchanged when there are none)."""
+    if not any(isinstance(q.subject, ox.BlankNode) or isinstance(q.object, ox.BlankNode) for q in quads):
+        return quads
+    dataset = ox.Dataset(ox.Quad(q.subject, q.predicate, q.object, ox.DefaultGraph()) for q in quads)
+    dataset.canonicalize(ox.CanonicalizationAlgorithm.RDFC_1_0)
+    return list(dataset)
+
+
+# --- writing -----------------------------------------------------------------------------------------
+
+def _write_file(path: Path, text: str) -> tuple[int, str]:
+    data = text.encode("utf-8")
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return len(data), hashlib.sha256(data).hexdigest()
+
+
+def _comment(description: Description, fmt_name: str) -> list[str]:
+    lines = [f"{TITLE}: {fmt_name}", f"{description.total_triples} triples. Licence: Open Government Licence v3.0 <{OGL}>"]
+    if description.date:
+        lines.append(f"Sources as of {description.date}")
+    return lines
+
+
+def write_dumps(project: Project, graph, out_dir: Path, *, description: Description | None = None,
+                date: str | None = None, endpoint: str | None = None,
+                progress: Callable[[str], None] | None = None) -> list[Dump]:
+    """Write ``emkg.{ttl,nt,jsonld,trig}`` and ``void.ttl`` into ``out_dir``; return what was written.
+
+    ``graph`` is a :class:`~emkg.load.LoadedGraph` (ontology + data in its store's default graph).
+    ``description`` (from :func:`describe`) is computed when not given.
+    """
+    say = progress or (lambda _msg: None)
+    if description is None:
+        description = describe(project, graph.store, graph.prefixes, date=date, endpoint=endpoint)
+    prefixes = Prefixes(description.prefixes)
+    quads = [ox.Quad(q.subject, q.predicate, q.object, ox.DefaultGraph())
+             for q in graph.store.quads_for_pattern(None, None, None, ox.DefaultGraph())]
+    quads += [ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph()) for t in description.triples]
+    quads = canonical_quads(sorted(set(quads), key=lambda q: (nt(q.subject), nt(q.predicate), nt(q.object))))
+    count = len(quads)
+    if count != description.total_triples:
+        log.debug("description says %d triples, writing %d", description.total_triples, count)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dumps: list[Dump] = []
+
+    def record(fmt: DumpFormat, text: str) -> None:
+        size, digest = _write_file(out_dir / fmt.name, text)
+        dumps.append(Dump(fmt.name, fmt.title, fmt.media_type, size, digest, count))
+
+    by_name = {f.name: f for f in FORMATS}
+    say("writing emkg.ttl")
+    record(by_name["emkg.ttl"], write_turtle(quads, prefixes, _comment(description, "emkg.ttl")))
+    say("writing emkg.nt")
+    record(by_name["emkg.nt"], write_ntriples(quads))
+    say("writing emkg.jsonld")
+    record(by_name["emkg.jsonld"], write_jsonld(quads, prefixes))
+    say("writing emkg.trig")
+    desc_subjects = {t.subject.value for t in description.triples if isinstance(t.subject, ox.NamedNode)}
+    assignment = assign_graphs(project, quads, ontology_subjects(project, graph), desc_subjects)
+    graphs: dict[str, list[ox.Quad]] = defaultdict(list)
+    for q in quads:
+        graphs[assignment.get(q.subject, graph_iri(project, "unsourced"))].append(q)
+    record(by_name["emkg.trig"], write_trig(graphs, prefixes, _comment(description, "emkg.trig")))
+    say("writing void.ttl")
+    void_text = write_turtle(void_triples(description, dumps, project), prefixes,
+                             _comment(description, "void.ttl (the dataset description with the dumps' sizes and SHA-256)"),
+                             only_used_prefixes=True)
+    size, digest = _write_file(out_dir / VOID_FILE, void_text)
+    dumps.append(Dump(VOID_FILE, "The dataset description (VoID and DCAT) with sizes and checksums", "text/turtle", size, digest, 0))
+    return dumps
+
+
+def void_triples(description: Description, dumps: Sequence[Dump], project: Project) -> list[ox.Triple]:
+    """The description plus ``dcat:byteSize`` and ``spdx:checksum`` of every graph dump."""
+    out = list(description.triples)
+    for dump in dumps:
+        dist = NT(project.base_iri + dump.name)
+        out.append(ox.Triple(dist, NT(DCAT + "byteSize"), ox.Literal(str(dump.size), datatype=NT(XSD + "nonNegativeInteger"))))
+        checksum = ox.BlankNode("sha256-" + re.sub(r"[^A-Za-z0-9]", "-", dump.name))
+        out.append(ox.Triple(dist, NT(SPDX + "checksum"), checksum))
+        out.append(ox.Triple(checksum, NT(RDF_TYPE), NT(SPDX + "Checksum")))
+        out.append(ox.Triple(checksum, NT(SPDX + "algorithm"), NT(SPDX + "checksumAlgorithm_sha256")))
+        out.append(ox.Triple(checksum, NT(SPDX + "checksumValue"), ox.Literal(dump.sha256, datatype=NT(XSD + "hexBinary"))))
+    return out
+
+
+__all__ = [
+    "Description", "Dump", "FORMATS", "Prefixes", "TurtleWriter", "assign_graphs", "describe", "jsonld_nodes",
+    "source_date", "turtle_term", "void_triples", "write_dumps", "write_jsonld", "write_ntriples", "write_trig",
+    "write_turtle",
+]
