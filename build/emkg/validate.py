@@ -584,6 +584,20 @@ _HEADER = re.compile(r"^#\s*([A-Za-z][\w-]*)\s*:\s*(.*?)\s*$")
 _QUERY_POSITION = re.compile(r"^(?:error )?at (\d+):(\d+):\s*")
 
 
+def read_header(text: str) -> dict[str, tuple[str, int]]:
+    """The ``# key: value`` comment lines at the top of a query, with their line numbers."""
+    header: dict[str, tuple[str, int]] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        if not line.startswith("#"):
+            break
+        match = _HEADER.match(line)
+        if match:
+            header.setdefault(match.group(1).lower(), (match.group(2), number))
+    return header
+
+
 def qc_checks(project: Project) -> tuple[list[QcCheck], list[ProjectProblem]]:
     """Read ``queries/qc/*.rq``; headers that cannot be used are project problems."""
     checks, problems = [], []
@@ -597,22 +611,15 @@ def qc_checks(project: Project) -> tuple[list[QcCheck], list[ProjectProblem]]:
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(ProjectProblem(Location(name, 1), f"cannot read the QC query: {exc}"))
             continue
-        header: dict[str, str] = {}
-        for line in text.splitlines():
-            if not line.strip():
-                continue
-            if not line.startswith("#"):
-                break
-            match = _HEADER.match(line)
-            if match:
-                header.setdefault(match.group(1).lower(), match.group(2))
-        severity = header.get("severity", "violation").lower()
-        if severity not in ("violation", "warning", "info"):
-            line_no = next((i for i, l in enumerate(text.splitlines(), 1) if _HEADER.match(l) and l.lower().split(":")[0].strip("# ") == "severity"), 1)
-            problems.append(ProjectProblem(Location(name, line_no), f"'# severity: {header['severity']}' must be violation or warning"))
+        header = read_header(text)
+        severity, severity_line = header.get("severity", ("violation", 1))
+        if severity.lower() not in SEVERITIES:
+            problems.append(ProjectProblem(Location(name, severity_line), f"'# severity: {severity}' must be violation or warning"))
             continue
-        checks.append(QcCheck(path=path, name=name, title=header.get("title") or path.stem.replace("-", " "),
-                              description=header.get("description", ""), severity=severity, text=text))
+        severity = severity.lower()
+        title = header.get("title", ("", 0))[0] or path.stem.replace("-", " ")
+        checks.append(QcCheck(path=path, name=name, title=title, description=header.get("description", ("", 0))[0],
+                              severity=severity, text=text))
     return checks, problems
 
 
@@ -801,8 +808,9 @@ def _render_github(report: Report) -> str:
 # --- the command ----------------------------------------------------------------------------------------
 
 def expand_paths(project: Project, paths: Iterable[Path]) -> list[Path]:
-    """PATH arguments as Turtle files (folders give their ``*.ttl``), minus files already in the graph."""
-    known = {p.resolve() for p in project.graph_files()}
+    """PATH arguments as Turtle files (folders give their ``*.ttl``), minus the project's own files
+    (already in the graph, or shapes, which are never data)."""
+    known = {p.resolve() for p in project.all_turtle_files()}
     out: list[Path] = []
     for path in paths:
         if not path.exists():
