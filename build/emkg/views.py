@@ -441,12 +441,30 @@ def syntax_message(message: str) -> tuple[int, int, str]:
     expected = re.match(r"^expected one of (.*)$", text)
     if expected:
         # pyoxigraph lists its own explanation (e.g. 'Prefix not found') among the expected tokens
-        hints = [h.strip() for h in re.split(r",\s*", expected.group(1)) if re.match(r"^[A-Z][a-z]+ [a-z]", h.strip())]
+        hints = [h.strip() for h in re.split(r",\s*", expected.group(1)) if re.match(r"^[A-Z][a-z]* \S+ ", h.strip())]
         if hints:
             text = hints[0]
-        elif len(text) > 160:
-            text = text[:157] + "..."
+        elif len(text) > 120:
+            text = text[: text.rfind(",", 0, 117)] + ", ..."
     return line, col, text
+
+
+def _construct_position(text: str) -> tuple[int, int, str] | None:
+    """Where the construct that fails to parse starts, from rdflib's parser (pyoxigraph often reports the
+    furthest point it read, which can be the end of the query); None if rdflib cannot tell."""
+    try:
+        from pyparsing import ParseException
+        from rdflib.plugins.sparql.parser import parseQuery
+    except ImportError:  # pragma: no cover - rdflib is a dependency
+        return None
+    try:
+        parseQuery(text)
+    except ParseException as exc:
+        found = re.search(r"found '([^']*)'", str(exc))
+        return exc.lineno, exc.col, found.group(1) if found else ""
+    except Exception:  # noqa: BLE001 - a second opinion only
+        return None
+    return None
 
 
 def run_local(store: ox.Store, text: str, source: str = "<query>") -> Result:
@@ -455,6 +473,10 @@ def run_local(store: ox.Store, text: str, source: str = "<query>") -> Result:
         answer = store.query(text)
     except SyntaxError as exc:
         line, col, message = syntax_message(str(exc))
+        better = _construct_position(text)
+        if better is not None and better[:2] < (line, col):
+            line, col, found = better
+            message = f"syntax error at {found!r}: {message}" if found else message
         raise UsageError(f"{source}:{line}:{col}: error: {message}") from None
     except (OSError, ValueError, RuntimeError) as exc:
         raise UsageError(f"{source}: error: the query failed: {exc}") from None
