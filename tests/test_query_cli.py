@@ -244,7 +244,7 @@ def fake_endpoint(monkeypatch):
             import os
             return cls(args.endpoint or os.environ.get("EMKG_ENDPOINT"))
 
-    def run_remote(config, text):
+    def run_remote(config, text, source="<query>"):
         calls.append((config.url, text))
         return Result(["x"], [(ox.Literal("remote"),)])
 

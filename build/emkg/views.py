@@ -654,7 +654,7 @@ def run_query(project: Project, args) -> int:
     source = project.relative(view.path)
     endpoint_url = getattr(args, "endpoint", None) or os.environ.get(ENDPOINT_ENV)
     if endpoint_url:
-        result = _run_remote(args, text)
+        result = _run_remote(args, text, source)
     else:
         from .load import load_graph
 
@@ -670,7 +670,7 @@ def run_query(project: Project, args) -> int:
     return 0
 
 
-def _run_remote(args, text: str) -> Result:
+def _run_remote(args, text: str, source: str) -> Result:
     try:
         from . import endpoint
     except ModuleNotFoundError as exc:
@@ -678,4 +678,4 @@ def _run_remote(args, text: str) -> Result:
             raise
         raise UsageError("querying an endpoint is not available in this version (no emkg.endpoint module)") from None
     config = endpoint.EndpointConfig.from_args(args)
-    return endpoint.run_remote(config, text)
+    return endpoint.run_remote(config, text, source=source)
