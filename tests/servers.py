@@ -244,9 +244,11 @@ class FixedStatusServer:
     ``requests`` counts what it received (method, path); ``headers`` are added to every answer.
     """
 
-    def __init__(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
+                 delay: float = 0.0) -> None:
         owner = self
         self.status = status
+        self.delay = delay
         self.body = body
         self.headers = headers or {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
@@ -257,6 +259,8 @@ class FixedStatusServer:
                 if length:
                     self.rfile.read(length)
                 owner.requests.append((self.command, self.path, dict(self.headers)))
+                if owner.delay:
+                    time.sleep(owner.delay)
                 self.send_response(owner.status)
                 for key, value in owner.headers.items():
                     self.send_header(key, value)

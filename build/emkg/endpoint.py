@@ -175,12 +175,12 @@ def _split_userinfo(raw: str, kind: str) -> tuple[str, str | None, str | None]:
     try:
         port = parts.port
     except ValueError:
-        raise UsageError(f"{_OPTION[kind]}: bad port in URL {scrub_url(raw)!r}") from None
+        raise UsageError(f"{_OPTION[kind]}: bad port in URL {_shown_raw_url(raw)!r}") from None
     if port is not None:
         netloc += f":{port}"
     clean = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
     if parts.scheme not in ("http", "https") or not host:
-        raise UsageError(f"{_OPTION[kind]}: not an http(s) URL: {scrub_url(raw)!r}")
+        raise UsageError(f"{_OPTION[kind]}: not an http(s) URL: {_shown_raw_url(raw)!r}")
     return clean, user, password
 
 
@@ -202,6 +202,11 @@ _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
 def scrub_url(text: str) -> str:
     """Text with every ``scheme://user:password@`` reduced to ``scheme://***@``."""
     return _USERINFO.sub(r"\g<scheme>***@", text)
+
+
+def _shown_raw_url(raw: str) -> str:
+    """A URL the user gave, for a message: anything before an '@' (credentials?) hidden."""
+    return "***@" + raw.rsplit("@", 1)[1] if "@" in raw and "://" not in raw else scrub_url(raw)
 
 
 # --- HTTP ------------------------------------------------------------------------------------------
@@ -570,32 +575,53 @@ def store_upload(config: EndpointConfig, graph: str, body: bytes, *, replace: bo
 # --- push ------------------------------------------------------------------------------------------
 
 @dataclass
+class Payload:
+    """What a push writes: the whole graph (into the target), plus named graphs kept under their own IRIs."""
+
+    whole: list[ox.Triple]
+    named: dict[str, list[ox.Triple]]
+    source: str
+
+
+@dataclass
 class PushReport:
     target: str | None
     local: int
     remote: int
+    named_local: int
+    named_remote: int
+    graphs: int
     source: str
     method: str
+    dropped: list[str] = field(default_factory=list)
 
     @property
     def matches(self) -> bool:
-        return self.local == self.remote
+        return self.local == self.remote and self.named_local == self.named_remote
 
 
-def published_triples(project: Project) -> tuple[list[ox.Triple], str]:
-    """The triples to push: the built ``public/emkg.ttl`` when there is one, else the project's sources."""
-    built = project.out_dir / "emkg.ttl"
-    if built.is_file():
-        sources = project.graph_files()
-        newest = max((p.stat().st_mtime for p in sources), default=0.0)
+def published_payload(project: Project) -> Payload:
+    """What to push: the build's ``emkg.trig`` (whole graph + one graph per source document), else its
+    ``emkg.ttl``, else the project's sources as they are."""
+    out = project.out_dir
+    trig, ttl = out / "emkg.trig", out / "emkg.ttl"
+    built = trig if trig.is_file() else ttl if ttl.is_file() else None
+    if built is not None:
+        newest = max((p.stat().st_mtime for p in project.graph_files()), default=0.0)
         if newest > built.stat().st_mtime:
             log.warning("%s is older than the sources: pushing it as built (run 'emkg build' to refresh it)",
                         project.relative(built))
+        fmt = ox.RdfFormat.TRIG if built is trig else ox.RdfFormat.TURTLE
         try:
-            triples = [q.triple for q in ox.parse(path=str(built), format=ox.RdfFormat.TURTLE)]
+            quads = list(ox.parse(path=str(built), format=fmt))
         except (SyntaxError, OSError, ValueError) as exc:
             raise DataError(f"{project.relative(built)}: cannot read the built graph: {exc} (run 'emkg build')") from None
-        return triples, project.relative(built)
+        whole = list(dict.fromkeys(q.triple for q in quads))
+        named: dict[str, list[ox.Triple]] = {}
+        for quad in quads:
+            if isinstance(quad.graph_name, ox.NamedNode):
+                named.setdefault(quad.graph_name.value, []).append(quad.triple)
+        return Payload(whole, named, project.relative(built))
     from .load import load_graph
 
     graph = load_graph(project)
@@ -603,21 +629,28 @@ def published_triples(project: Project) -> tuple[list[ox.Triple], str]:
         for problem in graph.problems:
             print(problem, file=sys.stderr)
         raise DataError(f"{len(graph.problems)} file(s) with syntax errors: fix them before pushing")
-    triples = [q.triple for q in graph.store.quads_for_pattern(None, None, None, ox.DefaultGraph())]
     log.info("no %s: pushing the project's sources as they are (run 'emkg build' to push the published graph)",
-             project.relative(built))
-    return triples, "the project's sources"
+             project.relative(trig))
+    triples = [q.triple for q in graph.store.quads_for_pattern(None, None, None, ox.DefaultGraph())]
+    return Payload(triples, {}, "the project's sources")
 
 
-def skolemise(triples: Sequence[ox.Triple], base_iri: str) -> list[ox.Triple]:
-    """Blank nodes replaced by IRIs ``<authority>/.well-known/genid/emkg-<id>`` (RFC 7; same data, same IRIs).
+def skolemise(payload: Payload, base_iri: str) -> Payload:
+    """Blank nodes replaced by IRIs ``<authority>/.well-known/genid/emkg-<id>`` (RFC 7, section 3.5).
 
-    The ids come from canonicalising the blank nodes, so pushing the same graph twice gives the same
-    IRIs and a second push replaces rather than duplicates.
+    The ids come from canonicalising the blank nodes of the whole payload, so pushing the same graph
+    twice gives the same IRIs (a second push replaces rather than duplicates), and a blank node
+    shared by the whole graph and a named graph stays one node.
     """
-    if not any(isinstance(t.subject, ox.BlankNode) or isinstance(t.object, ox.BlankNode) for t in triples):
-        return list(triples)
-    dataset = ox.Dataset(ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph()) for t in triples)
+    def has_blank(triples: Iterable[ox.Triple]) -> bool:
+        return any(isinstance(t.subject, ox.BlankNode) or isinstance(t.object, ox.BlankNode) for t in triples)
+
+    if not has_blank(payload.whole) and not any(has_blank(ts) for ts in payload.named.values()):
+        return payload
+    dataset = ox.Dataset(ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph()) for t in payload.whole)
+    for name, triples in payload.named.items():
+        for t in triples:
+            dataset.add(ox.Quad(t.subject, t.predicate, t.object, ox.NamedNode(name)))
     dataset.canonicalize(ox.CanonicalizationAlgorithm.UNSTABLE)
     parts = urllib.parse.urlsplit(base_iri)
     genid = f"{parts.scheme}://{parts.netloc}/.well-known/genid/emkg-"
@@ -625,10 +658,16 @@ def skolemise(triples: Sequence[ox.Triple], base_iri: str) -> list[ox.Triple]:
     def fix(term):
         return ox.NamedNode(genid + term.value) if isinstance(term, ox.BlankNode) else term
 
-    out = [ox.Triple(fix(q.subject), q.predicate, fix(q.object)) for q in dataset]
-    log.info("replaced the blank nodes of %d triples by skolem IRIs under %s", sum(
-        1 for t in out if t.subject.value.startswith(genid) or getattr(t.object, "value", "").startswith(genid)), genid)
-    return out
+    whole: list[ox.Triple] = []
+    named: dict[str, list[ox.Triple]] = {name: [] for name in payload.named}
+    for q in dataset:
+        triple = ox.Triple(fix(q.subject), q.predicate, fix(q.object))
+        if isinstance(q.graph_name, ox.DefaultGraph):
+            whole.append(triple)
+        else:
+            named[q.graph_name.value].append(triple)
+    log.info("blank nodes replaced by skolem IRIs %s...", genid)
+    return Payload(whole, named, payload.source)
 
 
 def staging_graph(target: str | None) -> str:
@@ -642,78 +681,139 @@ def _batches(triples: Sequence[ox.Triple], size: int) -> Iterable[bytes]:
         yield ox.serialize(triples[start:start + size], format=ox.RdfFormat.N_TRIPLES)
 
 
+def _graph_counts(config: EndpointConfig, graphs: Sequence[str]) -> dict[str, int]:
+    """Triples per named graph, in one GROUP BY query (graphs that do not exist count 0)."""
+    if not graphs:
+        return {}
+    plain = EndpointConfig(**{**config.__dict__, "graph": None})
+    listed = ", ".join(f"<{g}>" for g in graphs)
+    result = run_remote(plain, f"SELECT ?g (COUNT(*) AS ?n) WHERE {{ GRAPH ?g {{ ?s ?p ?o }} "
+                               f"FILTER(?g IN ({listed})) }} GROUP BY ?g")
+    counts = dict.fromkeys(graphs, 0)
+    for g, n in result.rows:
+        if g is not None and n is not None:
+            counts[g.value] = int(n.value)
+    return counts
+
+
+def _graphs_under(config: EndpointConfig, prefix: str) -> list[str]:
+    """The server's named graphs whose IRI starts with ``prefix``."""
+    plain = EndpointConfig(**{**config.__dict__, "graph": None})
+    result = run_remote(plain, "SELECT DISTINCT ?g WHERE { GRAPH ?g { ?s ?p ?o } "
+                               f"FILTER(STRSTARTS(STR(?g), {json.dumps(prefix)})) }}")
+    return sorted(row[0].value for row in result.rows if row[0] is not None)
+
+
+def _say(message: str) -> None:
+    log.info("%s", message)
+
+
 def push(project: Project, config: EndpointConfig, *, batch_size: int = 5000,
-         triples: Sequence[ox.Triple] | None = None, source: str | None = None) -> PushReport:
-    """Load the graph into ``config.graph`` (or the default graph) through a staging graph and one MOVE."""
+         payload: Payload | None = None, triples: Sequence[ox.Triple] | None = None) -> PushReport:
+    """Load the whole graph into ``config.graph`` (or the default graph), and the build's per-document
+    named graphs under their own IRIs, through staging graphs swapped in by ONE update request.
+
+    ``triples`` (a whole graph, no named graphs) or ``payload`` replace what the build published.
+    """
     config.require("query", "push (to count the triples)")
     config.require("update", "push")
     if batch_size < 1:
         raise UsageError(f"--batch-size must be 1 or more, not {batch_size}")
-    if triples is None:
-        triples, source = published_triples(project)
-    triples = skolemise(list(dict.fromkeys(triples)), project.base_iri)
-    if not triples:
+    if payload is None:
+        payload = Payload(list(triples), {}, "the given triples") if triples is not None else published_payload(project)
+    payload = Payload(list(dict.fromkeys(payload.whole)),
+                      {g: list(dict.fromkeys(ts)) for g, ts in sorted(payload.named.items()) if ts}, payload.source)
+    payload = skolemise(payload, project.base_iri)
+    if not payload.whole:
         raise DataError("the graph is empty: nothing to push (an empty push would erase the server's copy)")
     target = config.graph
+    if target is not None and target in payload.named:
+        raise UsageError(f"--graph <{target}> is one of the build's per-document graphs: choose another IRI")
     shown_target = f"<{target}>" if target else "the default graph"
-    staging = staging_graph(target)
+    # (destination, staging, triples); destination None is the default graph
+    plan: list[tuple[str | None, str, list[ox.Triple]]] = [(target, staging_graph(target), payload.whole)]
+    plan += [(name, staging_graph(name), triples) for name, triples in payload.named.items()]
     client = _Client(config)
     method = "Graph Store protocol" if config.store_url else "SPARQL Update"
-    log.info("pushing %d triples from %s into %s through %s (staging graph <%s>)",
-             len(triples), source, shown_target, method, staging)
-    run_update(config, f"DROP SILENT GRAPH <{staging}>", client, "clear the staging graph")
+    _say(f"pushing {len(payload.whole)} triples from {payload.source} into {shown_target}"
+         + (f" and {len(payload.named)} named graphs" if payload.named else "") + f" through {method}")
+    stale: list[str] = []
+    if payload.named:  # per-document graphs of an earlier build that this one no longer has
+        prefix = project.base_iri + "graph/"
+        stale = [g for g in _graphs_under(config, prefix) if g not in payload.named and g != target]
+    stagings = [staging for _, staging, _ in plan]
+    run_update(config, " ;\n".join(f"DROP SILENT GRAPH <{s}>" for s in stagings), client, "clear the staging graphs")
     swapped = False
     try:
-        if config.store_url:
+        for destination, staging, triples in plan:
+            shown = f"<{destination}>" if destination else "the default graph"
             for number, body in enumerate(_batches(triples, batch_size)):
-                store_upload(config, staging, body, replace=number == 0, client=client)
-                log.info("stored batch %d (%d bytes)", number + 1, len(body))
-        else:
-            for number, body in enumerate(_batches(triples, batch_size)):
-                update = f"INSERT DATA {{ GRAPH <{staging}> {{\n{body.decode('utf-8')}}} }}"
-                run_update(config, update, client, "insert the triples")
-                log.info("inserted batch %d", number + 1)
-        staged = count_triples(config, staging)
-        if staged != len(triples):
-            raise RemoteError(f"the server holds {staged} triples in the staging graph <{staging}>, expected "
-                              f"{len(triples)}: the push stopped before changing {shown_target}")
+                if config.store_url:
+                    store_upload(config, staging, body, replace=number == 0, client=client)
+                else:
+                    update = f"INSERT DATA {{ GRAPH <{staging}> {{\n{body.decode('utf-8')}}} }}"
+                    run_update(config, update, client, "insert the triples")
+                _say(f"staged batch {number + 1} for {shown} ({len(body)} bytes)")
+        staged = _graph_counts(config, stagings)
+        for destination, staging, triples in plan:
+            if staged.get(staging, 0) != len(triples):
+                shown = f"<{destination}>" if destination else "the default graph"
+                raise RemoteError(f"the server holds {staged.get(staging, 0)} triples in the staging graph "
+                                  f"<{staging}> for {shown}, expected {len(triples)}: the push stopped before "
+                                  f"changing anything")
         if os.environ.get(ENV_FAIL_AFTER) == "staging":  # test hook: die like a killed process
-            log.warning("%s=staging: exiting hard after loading the staging graph", ENV_FAIL_AFTER)
+            log.warning("%s=staging: exiting hard after loading the staging graphs", ENV_FAIL_AFTER)
             logging.shutdown()
             os._exit(70)
-        into = f"GRAPH <{target}>" if target else "DEFAULT"
-        run_update(config, f"MOVE GRAPH <{staging}> TO {into}", client, f"move the staging graph into {shown_target}")
+        operations = [f"MOVE GRAPH <{staging}> TO {f'GRAPH <{d}>' if d else 'DEFAULT'}" for d, staging, _ in plan]
+        operations += [f"DROP SILENT GRAPH <{g}>" for g in stale]
+        run_update(config, " ;\n".join(operations), client, f"move the staging graphs into {shown_target}")
         swapped = True
     finally:
         if not swapped:
-            _drop_quietly(config, staging)
+            _drop_quietly(config, stagings)
     remote = count_triples(config, target)
-    return PushReport(target=target, local=len(triples), remote=remote, source=source or "", method=method)
+    named_counts = _graph_counts(config, list(payload.named))
+    return PushReport(target=target, local=len(payload.whole), remote=remote,
+                      named_local=sum(len(ts) for ts in payload.named.values()),
+                      named_remote=sum(named_counts.values()), graphs=len(payload.named),
+                      source=payload.source, method=method, dropped=stale)
 
 
-def _drop_quietly(config: EndpointConfig, staging: str) -> None:
-    """Best effort: remove the staging graph after a failed push (the next push drops it anyway)."""
+def _drop_quietly(config: EndpointConfig, stagings: Sequence[str]) -> None:
+    """Best effort: remove the staging graphs after a failed push (the next push drops them anyway)."""
     quick = EndpointConfig(**{**config.__dict__, "retries": 0, "timeout": min(config.timeout, 10.0)})
     try:
-        run_update(quick, f"DROP SILENT GRAPH <{staging}>", _Client(quick), "drop the staging graph")
+        run_update(quick, " ;\n".join(f"DROP SILENT GRAPH <{s}>" for s in stagings), _Client(quick),
+                   "drop the staging graphs")
     except EmkgError as exc:
-        log.info("could not drop the staging graph <%s>: %s", staging, exc)
+        log.info("could not drop the staging graphs: %s", exc)
 
 
 def run_push(project: Project, args: Any) -> int:
-    """``emkg push``: push the published graph, check the server's count, say so."""
+    """``emkg push``: push the published graph, check the server's counts, say so."""
     config = EndpointConfig.from_args(args)
     report = push(project, config, batch_size=getattr(args, "batch_size", None) or 5000)
     shown_target = f"<{report.target}>" if report.target else "the default graph"
     where = scrub_url(config.update_url or "")
-    print(f"pushed {report.local} triples from {report.source} into {shown_target} at {where} ({report.method})")
+    named = f" and {report.graphs} per-document named graphs" if report.graphs else ""
+    print(f"pushed {report.local} triples from {report.source} into {shown_target}{named} at {where} "
+          f"({report.method})")
+    if report.dropped:
+        print(f"dropped {len(report.dropped)} named graph(s) the build no longer has: "
+              + ", ".join(f"<{g}>" for g in report.dropped))
     if report.matches:
-        print(f"checked: the server holds {report.remote} triples in {shown_target}, as many as the local graph")
+        extra = (f"; its {report.graphs} named graphs hold {report.named_remote}" if report.graphs else "")
+        print(f"checked: the server holds {report.remote} triples in {shown_target}{extra}, "
+              f"as many as the local graph")
         return 0
-    hint = (" (this server's default graph seems to include other graphs, as Virtuoso's does: "
-            "push into a named graph with --graph IRI)") if report.target is None else ""
-    raise RemoteError(f"the server holds {report.remote} triples in {shown_target} after the push, but the local "
-                      f"graph has {report.local}{hint}")
+    if report.remote != report.local:
+        hint = (" (this server's default graph seems to include other graphs, as Virtuoso's does: "
+                "push into a named graph with --graph IRI)") if report.target is None else ""
+        raise RemoteError(f"the server holds {report.remote} triples in {shown_target} after the push, but the "
+                          f"local graph has {report.local}{hint}")
+    raise RemoteError(f"the server's {report.graphs} named graphs hold {report.named_remote} triples after the "
+                      f"push, but the build's have {report.named_local}")
 
 
 # --- serve -----------------------------------------------------------------------------------------
