@@ -1,0 +1,309 @@
+"""``emkg build``: validate, then write the dumps, the views and the site; swap the output in atomically.
+
+Steps: load → validate (the same report as ``emkg validate``; any violation, syntax error or
+project error stops the build, exit 1/2, before anything is written) → dumps (``dumps.py``) →
+views (``views/NAME.csv`` and ``views/NAME.json``) → site (``site.py``) → swap.
+
+Everything is written into a temporary folder beside the output (``.NAME.tmp-PID``); at the end
+the old output is renamed to ``.NAME.old-PID``, the new one renamed into place and the old one
+deleted. A failed or interrupted build (an exception, Ctrl-C, SIGTERM, a kill) leaves the previous
+output as it was; leftovers of killed builds are removed by the next build.
+
+Safety: the output folder must be a folder (or not exist yet); an existing, non-empty folder is
+replaced only if an earlier build made it (it holds ``.emkg-build``); it may not be the project
+folder, contain it, or lie inside the source folders. Pages are written only through
+``site.safe_join`` (no path leaves the output).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from .errors import EXIT_OK, UsageError
+from .project import Project
+
+log = logging.getLogger(__name__)
+
+MARKER = ".emkg-build"
+MARKER_TEXT = "This folder was written by `emkg build`; the next build replaces it as a whole.\n"
+ENDPOINT_ENV = "EMKG_ENDPOINT"
+
+
+# --- progress ------------------------------------------------------------------------------------
+
+class Progress:
+    """Progress on stderr: one live line on a terminal, plain lines otherwise (pipes, CI)."""
+
+    def __init__(self, stream: TextIO | None = None, live: bool | None = None) -> None:
+        self.stream = stream or sys.stderr
+        if live is None:
+            live = (hasattr(self.stream, "isatty") and self.stream.isatty() and not os.environ.get("CI")
+                    and os.environ.get("TERM") != "dumb")
+        self.live = live
+        self._last = 0.0
+        self._milestone: dict[str, int] = {}
+        self._open = False
+
+    def _write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def step(self, text: str) -> None:
+        if self.live:
+            self._write(f"\r\x1b[Kemkg: {text}…")
+            self._open = True
+        else:
+            self._write(f"emkg: {text}\n")
+
+    def tick(self, step: str, done: int, total: int) -> None:
+        if total <= 0:
+            return
+        if self.live:
+            now = time.monotonic()
+            if done >= total or now - self._last >= 0.1:
+                self._last = now
+                self._write(f"\r\x1b[Kemkg: {step} {done:,}/{total:,} ({100 * done // total}%)")
+                self._open = True
+            return
+        # plain: a line at every quarter of a long step, and at the end
+        if total < 500 and done < total:
+            return
+        quarter = 4 * done // total
+        if quarter > self._milestone.get(step, 0) or (done >= total and self._milestone.get(step) != 4):
+            self._milestone[step] = quarter
+            self._write(f"emkg: {step} {done:,}/{total:,}\n")
+
+    def done(self, text: str) -> None:
+        if self.live and self._open:
+            self._write("\r\x1b[K")
+            self._open = False
+        self._write(f"emkg: {text}\n")
+
+
+# --- the output folder ---------------------------------------------------------------------------
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.relative_to(folder)
+        return True
+    except ValueError:
+        return False
+
+
+def check_output(project: Project, out: Path) -> Path:
+    """The output folder, absolute; a UsageError (exit 2) if it cannot or must not be used."""
+    out = Path(os.path.abspath(out))
+    shown = str(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{shown}: --out is a file, not a folder; give a folder to publish into")
+    root = project.root.resolve()
+    resolved = out.resolve() if out.exists() else Path(os.path.abspath(out))
+    if resolved == root or _inside(root, resolved):
+        raise UsageError(f"{shown}: --out would replace the project folder itself; choose a folder such as public/")
+    for source in (project.ontology_dir, project.data_dir, project.shapes_dir, project.queries_dir):
+        if _inside(resolved, source.resolve()):
+            raise UsageError(f"{shown}: --out may not be inside the sources ({project.relative(source)}/)")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise UsageError(f"{shown}: the folder is not empty and was not made by `emkg build` (no {MARKER} in it); "
+                         "refusing to replace it: choose an empty or new folder")
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{shown}: cannot create the output folder: {exc.strerror or exc}") from None
+    if not parent.is_dir():
+        raise UsageError(f"{shown}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{shown}: cannot write in {parent}: permission denied")
+    return out
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _clean_leftovers(out: Path) -> None:
+    """Remove the temporary and backup folders of earlier builds that were killed."""
+    pattern = re.compile(r"^\." + re.escape(out.name) + r"\.(tmp|old)-(\d+)$")
+    for item in out.parent.iterdir():
+        match = pattern.match(item.name)
+        if match and item.is_dir() and not item.is_symlink() and not _pid_alive(int(match.group(2))):
+            log.info("removing %s (left by an interrupted build)", item)
+            shutil.rmtree(item, ignore_errors=True)
+
+
+def _swap(tmp: Path, out: Path) -> None:
+    if out.exists() or out.is_symlink():
+        backup = out.parent / f".{out.name}.old-{os.getpid()}"
+        if backup.exists():
+            shutil.rmtree(backup)
+        os.rename(out, backup)
+        try:
+            os.rename(tmp, out)
+        except OSError:
+            os.rename(backup, out)
+            raise
+        shutil.rmtree(backup, ignore_errors=True)
+    else:
+        os.rename(tmp, out)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM during a build: unwind (clean up the temporary folder) like Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):  # pragma: no cover - exercised by the interrupted-build test
+    raise _Terminated()
+
+
+# --- views ---------------------------------------------------------------------------------------
+
+def run_views(project: Project, store, views_dir: Path | None) -> list[tuple]:
+    """Run every stored view without parameters; write ``NAME.csv`` and ``NAME.json``.
+
+    Returns (View, Result | None, reason | None) for the site. A view with a required parameter is
+    not run (the reason says so); a view that fails to run stops the build (exit 2).
+    """
+    from .views import bind_params, format_result, list_views, run_local
+
+    out = []
+    for view in list_views(project):
+        needed = [p.name for p in view.params if p.required]
+        if needed:
+            out.append((view, None, f"it needs the parameter{'s' if len(needed) > 1 else ''} {', '.join(needed)}"))
+            continue
+        text = bind_params(view, {})
+        try:
+            result = run_local(store, text, source=project.relative(view.path))
+        except UsageError as exc:
+            raise UsageError(f"view {view.name!r} cannot be published: {exc}") from None
+        if views_dir is not None:
+            views_dir.mkdir(parents=True, exist_ok=True)
+            (views_dir / f"{view.name}.csv").write_text(format_result(result, "csv"), encoding="utf-8", newline="")
+            (views_dir / f"{view.name}.json").write_text(format_result(result, "json"), encoding="utf-8")
+        out.append((view, result, None))
+    return out
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+@dataclass
+class BuildSummary:
+    out: Path
+    triples: int
+    dumps: int
+    views: int
+    pages: int
+    seconds: float
+
+    def text(self, shown: str) -> str:
+        pages = f", {self.pages:,} pages" if self.pages else " (no site)"
+        return (f"built {shown} in {self.seconds:.1f} s: {self.triples:,} triples, {self.dumps} dumps, "
+                f"{self.views} views{pages}")
+
+
+def run_build(project: Project, args) -> int:
+    """``emkg build [--out DIR] [--no-site] [--full] [--jobs N]``."""
+    from . import dumps as dumps_mod
+    from .load import load_graph, load_shapes
+    from .validate import render_report, validate_loaded
+
+    started = time.monotonic()
+    progress = Progress()
+    out_arg = getattr(args, "out", None)
+    out = check_output(project, Path(out_arg) if out_arg is not None else project.out_dir)
+    shown = _shown(project, out)
+    jobs = int(getattr(args, "jobs", 0) or 0)
+    if jobs < 0:
+        raise UsageError(f"--jobs must be 0 (one per CPU) or more, not {jobs}")
+    if getattr(args, "full", False):
+        log.info("--full: there is no incremental cache yet; every build is a full build")
+
+    progress.step("loading the sources")
+    graph = load_graph(project)
+    shapes = load_shapes(project)
+    progress.step(f"validating {len(graph):,} triples")
+    report = validate_loaded(project, graph, shapes, qc=True)
+    if not report.conforms():
+        progress.done("the data does not conform: nothing was published")
+        print(render_report(report, "text"))
+        return report.exit_code()
+
+    date = dumps_mod.source_date(project)
+    endpoint = os.environ.get(ENDPOINT_ENV, "").strip() or None
+    _clean_leftovers(out)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        tmp.mkdir()
+    except OSError as exc:
+        raise UsageError(f"{shown}: cannot create a temporary folder beside it: {exc.strerror or exc}") from None
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        (tmp / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
+        progress.step("describing the dataset")
+        description = dumps_mod.describe(project, graph.store, graph.prefixes, date=date, endpoint=endpoint)
+        written = dumps_mod.write_dumps(project, graph, tmp, description=description, progress=progress.step)
+        progress.step("running the stored views")
+        views = run_views(project, graph.store, tmp / "views")
+        pages = 0
+        if not getattr(args, "no_site", False):
+            from .site import render_site
+
+            progress.step("rendering the site")
+            store = graph.store
+            import pyoxigraph as ox
+
+            store.bulk_extend(ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph()) for t in description.triples)
+            stats = render_site(project, graph, report, views, tmp, shapes=shapes, dumps=written,
+                                description=description, date=date, endpoint=endpoint, jobs=jobs,
+                                progress=progress.tick)
+            pages = stats.pages
+        progress.step("swapping the new output into place")
+        _swap(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+    summary = BuildSummary(out, description.total_triples, len([d for d in written if d.triples]),
+                           len(views), pages, time.monotonic() - started)
+    warnings = report.warnings
+    progress.done(summary.text(shown) + (f"; {warnings} validation warning{'s' if warnings != 1 else ''} (see quality/)" if warnings else ""))
+    return EXIT_OK
+
+
+def _shown(project: Project, path: Path) -> str:
+    text = project.relative(path)
+    return text + "/" if not text.endswith("/") else text
+
+
+__all__ = ["BuildSummary", "MARKER", "Progress", "check_output", "run_build", "run_views"]

@@ -1,0 +1,1638 @@
+"""The static HTML site: a page for every resource, listings, views, ontology docs, data quality, search.
+
+Layout (every link is relative, so the folder works from ``file://`` and from any sub-path):
+
+* A resource ``<base>id/authority/derby-city-council`` gets the folder
+  ``id/authority/derby-city-council/`` with ``index.html`` (the page), ``index.ttl`` and
+  ``index.jsonld`` (its own triples). Hosted at the base IRI, every IRI dereferences: a static
+  server answers ``.../derby-city-council`` with a redirect to ``.../derby-city-council/`` and
+  serves its ``index.html``. Links inside the site name ``index.html`` explicitly (``file://``
+  does not resolve folders).
+* IRIs that cannot be mapped safely to a folder (a segment that is empty, ``.``/``..``, has
+  characters outside ``A-Z a-z 0-9 - _ ~ .``, starts with a dot, or would collide with the site's
+  own pages) get a page under ``_r/<hash>/`` instead: nothing is ever written outside the output.
+* The ontology ``<base>def/`` is documented at ``def/index.html``; each class and property has its
+  own page beside it, classes with the requirements the SHACL shapes place on their instances.
+* Listings: ``authorities/``, ``updates/``, ``programmes/``, ``people/``, ``organisations/``,
+  ``events/``, ``publications/``, ``themes/``, ``glossary/``; ``views/NAME.html`` per stored view;
+  ``quality/`` the validation report; ``search/`` the search page (``search/index.js`` holds the
+  index for the script, ``search-index.json`` the same for machines).
+
+Pages are rendered by jinja2 with autoescape on; all logic is here, templates only lay out.
+Big graphs are rendered by a pool of processes over batches of pages (``jobs``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import posixpath
+import re
+import shutil
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyoxigraph as ox
+from markupsafe import Markup, escape
+
+from . import dumps as D
+from .project import Project
+
+log = logging.getLogger(__name__)
+
+RDF, RDFS, XSD, OWL, SKOS = D.RDF, D.RDFS, D.XSD, D.OWL, D.SKOS
+DCTERMS, FOAF, PROV, DCAT, VOID, SCHEMA = D.DCTERMS, D.FOAF, D.PROV, D.DCAT, D.VOID, D.SCHEMA
+ORG = "http://www.w3.org/ns/org#"
+SH = "http://www.w3.org/ns/shacl#"
+RDF_TYPE = RDF + "type"
+
+PARALLEL_THRESHOLD = 400  # resource pages: below this, render in this process
+BATCH_SIZE = 200
+INCOMING_LIMIT = 300  # links listed per relation on a page ("and N more")
+SEARCH_LIST_LIMIT = 20000
+
+# Labels: the first of these with a value names a resource (English first).
+LABEL_PROPERTIES = (SKOS + "prefLabel", RDFS + "label", SCHEMA + "name", FOAF + "name", DCTERMS + "title")
+
+# Properties shown above the table rather than in it.
+DESCRIPTION_PROPERTIES = (SKOS + "definition", DCTERMS + "description")
+
+# Names of common vocabulary terms the graph does not label itself.
+KNOWN_LABELS = {
+    RDF_TYPE: "type", RDFS + "label": "label", RDFS + "comment": "comment", RDFS + "seeAlso": "see also",
+    RDFS + "subClassOf": "subclass of", RDFS + "subPropertyOf": "subproperty of", RDFS + "isDefinedBy": "defined by",
+    RDFS + "domain": "domain", RDFS + "range": "range",
+    SKOS + "prefLabel": "preferred label", SKOS + "altLabel": "also known as", SKOS + "definition": "definition",
+    SKOS + "notation": "notation", SKOS + "inScheme": "in scheme", SKOS + "topConceptOf": "top concept of",
+    SKOS + "editorialNote": "editorial note", SKOS + "scopeNote": "scope note", SKOS + "example": "example",
+    SKOS + "broader": "broader", SKOS + "narrower": "narrower", SKOS + "related": "related",
+    SKOS + "hasTopConcept": "top concept",
+    FOAF + "homepage": "website", FOAF + "name": "name",
+    DCTERMS + "title": "title", DCTERMS + "description": "description", DCTERMS + "date": "date",
+    DCTERMS + "isPartOf": "part of", DCTERMS + "identifier": "identifier", DCTERMS + "source": "source",
+    DCTERMS + "spatial": "area", DCTERMS + "license": "licence", DCTERMS + "publisher": "publisher",
+    DCTERMS + "modified": "modified", DCTERMS + "creator": "creator", DCTERMS + "issued": "issued",
+    DCTERMS + "isReplacedBy": "replaced by", DCTERMS + "replaces": "replaces", DCTERMS + "format": "format",
+    SCHEMA + "text": "text", SCHEMA + "mentions": "mentions", SCHEMA + "hasPart": "has part",
+    SCHEMA + "position": "position", SCHEMA + "name": "name", SCHEMA + "startDate": "start date",
+    SCHEMA + "endDate": "end date", SCHEMA + "organizer": "organiser", SCHEMA + "attendee": "attendee",
+    SCHEMA + "about": "about", SCHEMA + "url": "web address", SCHEMA + "value": "value",
+    SCHEMA + "unitText": "unit", SCHEMA + "superEvent": "part of event", SCHEMA + "foundingDate": "founded",
+    SCHEMA + "dissolutionDate": "dissolved", SCHEMA + "domainIncludes": "used on", SCHEMA + "rangeIncludes": "values",
+    PROV + "wasDerivedFrom": "derived from", PROV + "startedAtTime": "started", PROV + "endedAtTime": "ended",
+    ORG + "holds": "holds", ORG + "postIn": "post in", ORG + "role": "role", ORG + "member": "member",
+    ORG + "organization": "organisation", ORG + "subOrganizationOf": "part of organisation",
+    ORG + "originalOrganization": "original organisation", ORG + "resultingOrganization": "resulting organisation",
+    OWL + "versionInfo": "version", OWL + "inverseOf": "inverse of", OWL + "equivalentClass": "equivalent class",
+    OWL + "equivalentProperty": "equivalent property", OWL + "sameAs": "same as",
+    VOID + "triples": "triples", VOID + "entities": "entities", VOID + "classes": "classes",
+    VOID + "properties": "properties", VOID + "distinctSubjects": "distinct subjects",
+    VOID + "classPartition": "class partition", VOID + "class": "class", VOID + "exampleResource": "example resource",
+    VOID + "sparqlEndpoint": "SPARQL endpoint", VOID + "dataDump": "data dump", VOID + "uriSpace": "IRI space",
+    VOID + "vocabulary": "vocabulary", VOID + "feature": "feature",
+    DCAT + "distribution": "distribution", DCAT + "downloadURL": "download", DCAT + "mediaType": "media type",
+    DCAT + "keyword": "keyword", DCAT + "landingPage": "landing page",
+    "http://purl.org/vocab/vann/preferredNamespacePrefix": "preferred prefix",
+    "http://purl.org/vocab/vann/preferredNamespaceUri": "namespace",
+}
+
+# How a page names the links that point at it, by the property of the linking triple.
+INVERSE_LABELS = {
+    SCHEMA + "mentions": "Mentioned in",
+    SCHEMA + "attendee": "Took part in",
+    SCHEMA + "organizer": "Organised",
+    SCHEMA + "about": "Subject of",
+    SCHEMA + "superEvent": "Sub-events",
+    SCHEMA + "hasPart": "Part of",
+    DCTERMS + "isPartOf": "Has parts",
+    DCTERMS + "spatial": "About this area",
+    DCTERMS + "creator": "Created",
+    DCTERMS + "isReplacedBy": "Replaces",
+    DCTERMS + "replaces": "Replaced by",
+    DCTERMS + "source": "Source of",
+    ORG + "member": "Member of",
+    ORG + "holds": "Held by",
+    ORG + "postIn": "Posts",
+    ORG + "role": "Holders of this role",
+    ORG + "subOrganizationOf": "Has sub-organisations",
+    ORG + "organization": "Memberships",
+    ORG + "originalOrganization": "Ended by change",
+    ORG + "resultingOrganization": "Created by change",
+    PROV + "wasDerivedFrom": "Source of",
+    RDF_TYPE: "Instances",
+    RDFS + "subClassOf": "Subclasses",
+    RDFS + "subPropertyOf": "Subproperties",
+    SKOS + "inScheme": "Concepts",
+    SKOS + "topConceptOf": "Top concepts",
+    SKOS + "broader": "Narrower",
+    VOID + "class": "Class partition",
+    VOID + "exampleResource": "Example of",
+}
+EMKG_INVERSE = {
+    "involves": "Involved in", "ledBy": "Leads", "partner": "Partner in", "reportsOn": "Reported on in",
+    "inCounty": "Districts in this county", "ceremonialCounty": "Authorities in this ceremonial county",
+    "operatesIn": "Operating in this area", "within": "Contains", "usedIn": "Terms used here",
+    "addresses": "Addressed by", "produced": "Produced by", "commissionedBy": "Commissioned",
+    "quantifies": "Quantities", "hostedBy": "Hosted", "region": "Memberships in this region",
+    "hasQuantity": "Quantity of", "participantCount": "Participant count of",
+}
+# Incoming links not worth listing on every page (they are everywhere).
+INCOMING_SKIP = {RDFS + "isDefinedBy", DCTERMS + "license", FOAF + "homepage", DCAT + "landingPage",
+                 VOID + "vocabulary", DCAT + "downloadURL", DCAT + "accessURL"}
+
+SCHEMA_TYPES = {  # emkg local name → schema.org type for the embedded JSON-LD
+    "LocalAuthority": "GovernmentOrganization", "GovernmentBody": "GovernmentOrganization",
+    "Organisation": "Organization", "Group": "Organization", "University": "CollegeOrUniversity",
+    "ResearchCentre": "ResearchOrganization", "School": "School", "RegionalUpdate": "Report",
+    "UpdateSection": "CreativeWork", "Event": "Event", "Publication": "CreativeWork", "Area": "AdministrativeArea",
+    "GlossaryTerm": "DefinedTerm", "Programme": "Project", "Quantity": "QuantitativeValue",
+}
+
+RESERVED_TOP = {
+    "index.html", "index.ttl", "index.jsonld", "static", "search", "views", "quality", "authorities", "updates",
+    "programmes", "people", "organisations", "events", "publications", "themes", "glossary", "_r",
+    "search-index.json", "void.ttl", "emkg.ttl", "emkg.nt", "emkg.jsonld", "emkg.trig", "robots.txt", ".emkg-build",
+}
+DUMP_FILES = ("emkg.ttl", "emkg.nt", "emkg.jsonld", "emkg.trig", "void.ttl")
+RESERVED_NAMES = {"index.html", "index.ttl", "index.jsonld"}
+_SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9_~-][A-Za-z0-9._~-]*$")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December")
+
+STATIC_DIR = Path(__file__).parent / "templates" / "static"
+
+
+# --- paths ----------------------------------------------------------------------------------------
+
+def resource_dir(iri: str, base: str) -> str | None:
+    """The folder (relative to the output root) of a resource's page, or None if it gets no page.
+
+    Only IRIs under ``base`` get pages. The folder mirrors the IRI path when every segment is safe;
+    otherwise ``_r/<sha256>`` (still inside the output). Never absolute, never with ``..``.
+    """
+    if not iri.startswith(base):
+        return None
+    rest = iri[len(base):]
+    if not rest or "#" in rest or "?" in rest:
+        return None
+    segments = rest.split("/")
+    if segments[-1] == "":
+        segments = segments[:-1]
+    if (not segments or segments[0] in RESERVED_TOP
+            or any(not _SAFE_SEGMENT.match(s) or s in RESERVED_NAMES or s.startswith(".") for s in segments)):
+        return fallback_dir(iri)
+    return "/".join(segments)
+
+
+def fallback_dir(iri: str) -> str:
+    return "_r/" + hashlib.sha256(iri.encode("utf-8")).hexdigest()[:24]
+
+
+def safe_join(root: Path, relative: str) -> Path:
+    """``root / relative``, refusing anything that would leave ``root``."""
+    if relative.startswith("/") or "\\" in relative or any(p in ("..", ".") for p in relative.split("/")):
+        raise ValueError(f"unsafe output path {relative!r}")
+    target = root / relative
+    root_resolved = root.resolve()
+    parent = target.parent.resolve() if target.parent.exists() else target.parent
+    if not str(Path(os.path.abspath(parent))).startswith(str(Path(os.path.abspath(root_resolved)))):
+        raise ValueError(f"output path {relative!r} leaves the output folder")
+    return target
+
+
+# --- text helpers ---------------------------------------------------------------------------------
+
+def humanise(local: str) -> str:
+    text = _CAMEL.sub(" ", local).replace("_", " ").replace("-", " ").strip()
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
+
+
+def capitalise(text: str) -> str:
+    return text[:1].upper() + text[1:] if text else text
+
+
+def local_name(iri: str) -> str:
+    cut = max(iri.rfind("/", 0, len(iri) - 1), iri.rfind("#"))
+    return iri[cut + 1:].rstrip("/") or iri
+
+
+def format_date(value: str, datatype: str, precision: str | None = None) -> str | None:
+    """A date as people write it ("1 September 2019", "September 2019"), or None if not a date."""
+    try:
+        if datatype == XSD + "gYearMonth":
+            year, month = value[:7].split("-")
+            return f"{MONTHS[int(month) - 1]} {int(year)}"
+        if datatype == XSD + "gYear":
+            return str(int(value[:4]))
+        if datatype in (XSD + "date", XSD + "dateTime"):
+            day = _dt.date.fromisoformat(value[:10])
+            if precision == "month":
+                return f"{MONTHS[day.month - 1]} {day.year}"
+            if precision == "year":
+                return str(day.year)
+            text = f"{day.day} {MONTHS[day.month - 1]} {day.year}"
+            if datatype == XSD + "dateTime" and len(value) >= 16:
+                text += f", {value[11:16]}"
+            return text
+    except (ValueError, IndexError):
+        return None
+    return None
+
+
+def script_json(data: Any) -> Markup:
+    """JSON safe inside ``<script>``: ``<``, ``>`` and ``&`` are escaped as \\u sequences."""
+    text = json.dumps(data, ensure_ascii=False, sort_keys=False, indent=1)
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return Markup(text)
+
+
+def rich_text(text: str, links: Sequence[tuple[Sequence[str], str, str]], glossary: Mapping[str, str]) -> Markup:
+    """Escaped text with the first occurrence of each linked entity's label made a link, and every
+    glossary acronym marked up as ``<abbr title=expansion>``.
+
+    ``links``: (labels, href, title) per entity. Built only from escaped pieces: the result is safe
+    whatever the text contains.
+    """
+    spans: list[tuple[int, int, str, str]] = []  # start, end, href, title
+
+    def free(start: int, end: int) -> bool:
+        return all(end <= s or start >= e for s, e, _h, _t in spans)
+
+    ordered = sorted(links, key=lambda item: -max((len(lbl) for lbl in item[0]), default=0))
+    for labels, href, title in ordered:
+        best: tuple[int, int] | None = None
+        for label in sorted({lbl for lbl in labels if lbl and lbl.strip()}, key=len, reverse=True):
+            for flags in (0, re.IGNORECASE):
+                pattern = re.compile(r"(?<!\w)" + re.escape(label) + r"(?!\w)", flags)
+                for match in pattern.finditer(text):
+                    if free(match.start(), match.end()):
+                        if best is None or match.start() < best[0]:
+                            best = (match.start(), match.end())
+                        break
+                if best is not None and flags == 0:
+                    break
+        if best is not None:
+            spans.append((best[0], best[1], href, title))
+    spans.sort()
+    abbrs: list[tuple[int, int, str]] = []
+    for notation in sorted(glossary, key=len, reverse=True):
+        if not notation.strip():
+            continue
+        for match in re.finditer(r"(?<![\w-])" + re.escape(notation) + r"(?![\w-])", text):
+            s, e = match.start(), match.end()
+            if any(not (e <= a or s >= b) for a, b, _x in abbrs):
+                continue
+            if any(s < ls < e or s < le < e for ls, le, _h, _t in spans):
+                continue  # crosses a link boundary
+            abbrs.append((s, e, glossary[notation]))
+    abbrs.sort()
+
+    def plain(start: int, end: int) -> Markup:
+        out = Markup("")
+        pos = start
+        for s, e, expansion in abbrs:
+            if s >= start and e <= end:
+                out += escape(text[pos:s]) + Markup('<abbr title="{}">{}</abbr>').format(expansion, text[s:e])
+                pos = e
+        return out + escape(text[pos:end])
+
+    result = Markup("")
+    pos = 0
+    for s, e, href, title in spans:
+        result += plain(pos, s)
+        result += Markup('<a href="{}" title="{}">').format(href, title) + plain(s, e) + Markup("</a>")
+        pos = e
+    return result + plain(pos, len(text))
+
+
+# --- the model ------------------------------------------------------------------------------------
+
+def _key(term) -> str:
+    return term.value if isinstance(term, ox.NamedNode) else "_:" + term.value
+
+
+@dataclass
+class SiteInput:
+    """What the site is made from (publish fills it)."""
+
+    project: Project
+    store: ox.Store
+    prefixes: dict[str, str]
+    locations: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    shapes: ox.Store | None = None
+    report: Any = None
+    views: Sequence[Any] = ()
+    dumps: Sequence[Any] = ()
+    description: Any = None
+    date: str | None = None
+    endpoint: str | None = None
+
+
+class Model:
+    """The graph indexed for page building: out-links, in-links, types, labels, page paths."""
+
+    def __init__(self, data: SiteInput) -> None:
+        self.data = data
+        self.project = data.project
+        self.base = data.project.base_iri
+        self.E = data.project.ontology_iri
+        self.prefixes = D.Prefixes(D.all_prefixes(data.prefixes))
+        self.out: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+        self.inc: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        self.types: dict[str, list[str]] = defaultdict(list)
+        for q in data.store.quads_for_pattern(None, None, None, ox.DefaultGraph()):
+            s = _key(q.subject)
+            p = q.predicate.value
+            o = q.object
+            self.out[s][p].append(o)
+            if isinstance(o, ox.NamedNode):
+                self.inc[o.value].append((s, p))
+                if p == RDF_TYPE:
+                    self.types[s].append(o.value)
+        self.out = {k: dict(v) for k, v in self.out.items()}
+        self._labels: dict[str, str] = {}
+        self._supers: dict[str, set[str]] = {}
+        self.paths: dict[str, str] = {}
+        self._assign_paths()
+
+    # -- paths
+    def _assign_paths(self) -> None:
+        taken: dict[str, str] = {}
+        for iri in sorted(k for k in self.out if not k.startswith("_:")):
+            if iri[len(self.base):] in DUMP_FILES and iri.startswith(self.base):
+                continue  # a distribution's IRI is the file itself
+            folder = resource_dir(iri, self.base)
+            if folder is None:
+                continue
+            if folder in taken:
+                folder = fallback_dir(iri)
+            taken[folder] = iri
+            self.paths[iri] = folder + "/index.html"
+
+    def page(self, iri: str) -> str | None:
+        return self.paths.get(iri)
+
+    def file_target(self, iri: str) -> str | None:
+        """A site path for IRIs under the base that are files or pages we write (not resources)."""
+        if iri in self.paths:
+            return self.paths[iri]
+        if iri == self.base:
+            return "index.html"
+        if iri.startswith(self.base):
+            rest = iri[len(self.base):]
+            if rest in DUMP_FILES:
+                return rest
+        return None
+
+    # -- values
+    def values(self, s: str, p: str) -> list:
+        return self.out.get(s, {}).get(p, [])
+
+    def literal(self, s: str, *preds: str) -> str | None:
+        for p in preds:
+            best = _pick_literal(self.values(s, p))
+            if best is not None:
+                return best
+        return None
+
+    def literals(self, s: str, p: str) -> list[str]:
+        return sorted({o.value for o in self.values(s, p) if isinstance(o, ox.Literal)})
+
+    def objects(self, s: str, p: str) -> list[str]:
+        return sorted({o.value for o in self.values(s, p) if isinstance(o, ox.NamedNode)})
+
+    def subjects(self, p: str, o: str) -> list[str]:
+        return sorted({s for s, pred in self.inc.get(o, ()) if pred == p})
+
+    # -- classes
+    def superclasses(self, cls: str) -> set[str]:
+        if cls not in self._supers:
+            seen = {cls}
+            todo = [cls]
+            while todo:
+                current = todo.pop()
+                for sup in self.objects(current, RDFS + "subClassOf"):
+                    if sup not in seen:
+                        seen.add(sup)
+                        todo.append(sup)
+            self._supers[cls] = seen
+        return self._supers[cls]
+
+    def is_a(self, s: str, cls: str) -> bool:
+        return any(cls in self.superclasses(t) for t in self.types.get(s, ()))
+
+    def instances(self, cls: str) -> list[str]:
+        found = set()
+        for sub in self.subclasses(cls):
+            found.update(x for x, p in self.inc.get(sub, ()) if p == RDF_TYPE)
+        return sorted(found)
+
+    def subclasses(self, cls: str) -> set[str]:
+        seen = {cls}
+        todo = [cls]
+        while todo:
+            current = todo.pop()
+            for sub in self.subjects(RDFS + "subClassOf", current):
+                if sub not in seen:
+                    seen.add(sub)
+                    todo.append(sub)
+        return seen
+
+    # -- labels
+    def label(self, iri: str) -> str:
+        if iri in self._labels:
+            return self._labels[iri]
+        text = self.literal(iri, *LABEL_PROPERTIES)
+        if text is None:
+            text = self._derived_label(iri)
+        self._labels[iri] = text
+        return text
+
+    def _derived_label(self, iri: str) -> str:
+        if self.is_a(iri, ORG + "Membership"):
+            member = self.objects(iri, ORG + "member")
+            role = self.objects(iri, ORG + "role")
+            parts = [self.label(m) for m in member] + [self.label(r) for r in role]
+            if parts:
+                return ", ".join(parts[:1]) + (f" ({', '.join(parts[1:])})" if parts[1:] else "")
+        stated = self.literal(iri, self.E + "statedAs", SKOS + "notation")
+        if stated:
+            return stated
+        if iri in KNOWN_LABELS:
+            return KNOWN_LABELS[iri]
+        curie = self.prefixes.curie(iri)
+        if iri.startswith(self.base) and iri.rstrip("/") != self.base.rstrip("/"):
+            return capitalise(local_name(iri).replace("-", " ").replace("_", " "))
+        return curie or iri
+
+    def term_label(self, iri: str) -> str:
+        """Names of classes and properties: their rdfs:label, a known name, or the humanised local name."""
+        text = self.literal(iri, RDFS + "label", SKOS + "prefLabel")
+        if text:
+            return text
+        if iri in KNOWN_LABELS:
+            return KNOWN_LABELS[iri]
+        return humanise(local_name(iri).split(":")[-1])
+
+    def type_label(self, iri: str) -> str:
+        types = self.types.get(iri, [])
+        local = [t for t in types if t.startswith(self.E)] or types
+        if not local:
+            return ""
+        # the most specific: a type none of whose subclasses is also a type
+        specific = [t for t in local if not any(t != o and t in self.superclasses(o) for o in local)] or local
+        return ", ".join(capitalise(self.term_label(t)) for t in sorted(specific))
+
+    def context_label(self, iri: str) -> str | None:
+        """Extra words that place a resource (the update a section belongs to, ...)."""
+        if self.is_a(iri, self.E + "UpdateSection"):
+            parents = self.objects(iri, DCTERMS + "isPartOf")
+            if parents:
+                return self.label(parents[0])
+        if self.is_a(iri, self.E + "SourceSection"):
+            docs = self.objects(iri, DCTERMS + "isPartOf")
+            start = self.literal(iri, self.E + "startLine")
+            end = self.literal(iri, self.E + "endLine")
+            where = self.literal(docs[0], self.E + "fileName") if docs else None
+            if where and start:
+                return f"{where}, lines {start}–{end or start}"
+        return None
+
+    def date_of(self, iri: str) -> str:
+        for p in (DCTERMS + "date", SCHEMA + "startDate", DCTERMS + "issued", SCHEMA + "foundingDate", PROV + "startedAtTime"):
+            v = self.literal(iri, p)
+            if v:
+                return v
+        return ""
+
+    def precision(self, iri: str) -> str | None:
+        prec = self.objects(iri, self.E + "datePrecision")
+        if prec:
+            name = local_name(prec[0]).lower()
+            for word in ("month", "year", "day"):
+                if name.startswith(word):
+                    return word
+        return None
+
+
+def _pick_literal(values: Iterable) -> str | None:
+    best = None
+    rank = 9
+    for o in values:
+        if not isinstance(o, ox.Literal):
+            continue
+        lang = o.language or ""
+        r = 0 if lang.lower() in ("en", "en-gb") else 1 if not lang else 2 if lang.lower().startswith("en") else 3
+        if r < rank or (r == rank and best is not None and o.value < best):
+            best, rank = o.value, r
+    return best
+
+
+# --- page context building ------------------------------------------------------------------------
+
+class Pages:
+    """Builds the context of every page; shared by the main process and the workers."""
+
+    def __init__(self, model: Model) -> None:
+        self.m = model
+        self.E = model.E
+        self.glossary = self._glossary()
+        self.counties_cache: dict | None = None
+
+    # -- links
+    def link(self, iri: str, up: str, with_type: bool = False) -> dict:
+        m = self.m
+        target = m.file_target(iri)
+        label = m.label(iri)
+        item = {"kind": "link" if target else "text", "label": label, "href": up + target if target else None,
+                "iri": iri}
+        if with_type:
+            item["type"] = m.type_label(iri)
+        ctx = m.context_label(iri)
+        if ctx:
+            item["context"] = ctx
+        return item
+
+    def value(self, term, up: str, predicate: str | None = None, subject: str | None = None) -> dict:
+        m = self.m
+        if isinstance(term, ox.NamedNode):
+            iri = term.value
+            if m.file_target(iri) or iri in m.out:
+                return self.link(iri, up)
+            if iri.startswith(("http://", "https://")):
+                shown = m.literal(iri, *LABEL_PROPERTIES) or (m.prefixes.curie(iri) if predicate == RDF_TYPE or
+                                                              predicate in (RDFS + "subClassOf", RDFS + "subPropertyOf") else None) or iri
+                return {"kind": "external", "href": iri, "label": shown, "iri": iri}
+            if iri.startswith("mailto:"):
+                return {"kind": "external", "href": iri, "label": iri[7:], "iri": iri}
+            return {"kind": "code", "label": iri}
+        if isinstance(term, ox.BlankNode):
+            return {"kind": "node", "rows": self.rows("_:" + term.value, up, depth=1)}
+        datatype = term.datatype.value if not term.language else None
+        item = {"kind": "literal", "label": term.value, "lang": term.language or None}
+        if datatype and datatype not in (XSD + "string", RDF + "langString"):
+            pretty = format_date(term.value, datatype, m.precision(subject) if subject else None)
+            if pretty:
+                item.update(kind="date", label=pretty, machine=term.value)
+            elif datatype == XSD + "boolean":
+                item["label"] = "yes" if term.value in ("true", "1") else "no"
+            else:
+                item["datatype"] = m.prefixes.curie(datatype) or datatype
+        return item
+
+    def prop(self, p: str, up: str) -> dict:
+        m = self.m
+        target = m.page(p)
+        return {"label": capitalise(m.term_label(p)), "href": up + target if target else p,
+                "curie": m.prefixes.curie(p) or p}
+
+    def rows(self, s: str, up: str, skip: Iterable[str] = (), depth: int = 0) -> list[dict]:
+        m = self.m
+        out = []
+        pmap = m.out.get(s, {})
+        skipped = set(skip)
+        for p in sorted(pmap, key=lambda x: (x != RDF_TYPE, m.term_label(x).lower(), x)):
+            if p in skipped:
+                continue
+            objs = sorted(set(pmap[p]), key=lambda o: (not isinstance(o, ox.Literal), m.label(o.value).lower()
+                                                      if isinstance(o, ox.NamedNode) else o.value))
+            if p == RDF_TYPE:
+                vals = [self.type_value(o.value, up) for o in objs if isinstance(o, ox.NamedNode)]
+            else:
+                vals = [self.value(o, up, p, s) for o in objs] if depth < 3 else []
+            out.append({"prop": self.prop(p, up), "values": vals})
+        return out
+
+    def type_value(self, cls: str, up: str) -> dict:
+        m = self.m
+        target = m.page(cls)
+        label = capitalise(m.term_label(cls))
+        if target:
+            return {"kind": "link", "label": label, "href": up + target, "iri": cls}
+        return {"kind": "external", "label": m.prefixes.curie(cls) or cls, "href": cls, "iri": cls}
+
+    # -- glossary and rich text
+    def _glossary(self) -> dict[str, str]:
+        m = self.m
+        out = {}
+        for term in m.instances(self.E + "GlossaryTerm"):
+            expansion = m.literal(term, self.E + "expansion")
+            if not expansion:
+                continue
+            for notation in m.literals(term, SKOS + "notation"):
+                out.setdefault(notation, expansion)
+        return out
+
+    def section_text(self, section: str, up: str) -> Markup | None:
+        m = self.m
+        text = m.literal(section, SCHEMA + "text")
+        if text is None:
+            return None
+        links = []
+        for target in m.objects(section, SCHEMA + "mentions"):
+            page = m.file_target(target)
+            if not page:
+                continue
+            labels = [*m.literals(target, SKOS + "prefLabel"), *m.literals(target, RDFS + "label"),
+                      *m.literals(target, SKOS + "altLabel"), *m.literals(target, FOAF + "name"),
+                      *m.literals(target, SCHEMA + "name"), *m.literals(target, DCTERMS + "title")]
+            links.append((labels, up + page, m.label(target)))
+        return rich_text(text, links, self.glossary)
+
+    # -- provenance
+    def provenance(self, s: str, up: str) -> list[dict]:
+        m = self.m
+        out = []
+        for src in m.objects(s, PROV + "wasDerivedFrom"):
+            entry = {"source": self.link(src, up)}
+            if m.is_a(src, self.E + "SourceSection"):
+                docs = m.objects(src, DCTERMS + "isPartOf")
+                entry["document"] = self.link(docs[0], up) if docs else None
+                entry["file"] = m.literal(docs[0], self.E + "fileName") if docs else None
+                entry["start"] = m.literal(src, self.E + "startLine")
+                entry["end"] = m.literal(src, self.E + "endLine")
+                entry["section"] = m.literal(src, DCTERMS + "title")
+            else:
+                entry["document"] = self.link(src, up)
+                entry["file"] = m.literal(src, self.E + "fileName")
+            out.append(entry)
+        return out
+
+    def recorded_in(self, s: str) -> list[str]:
+        locs = self.m.data.locations.get(s, ())
+        return sorted({f"{loc.file}:{loc.line}" for loc in locs})
+
+    # -- what points here
+    def involvement(self, s: str, up: str) -> list[dict]:
+        """Updates, programmes, events and publications that involve ``s`` (any link to it)."""
+        m = self.m
+        groups = []
+        updates: dict[str, list[str]] = defaultdict(list)
+        programmes: dict[str, set[str]] = defaultdict(set)
+        events: dict[str, set[str]] = defaultdict(set)
+        pubs: dict[str, set[str]] = defaultdict(set)
+        for subj, p in m.inc.get(s, ()):
+            if p in INCOMING_SKIP or p == RDF_TYPE:
+                continue
+            if m.is_a(subj, self.E + "UpdateSection"):
+                for upd in m.objects(subj, DCTERMS + "isPartOf"):
+                    updates[upd].append(subj)
+            elif m.is_a(subj, self.E + "RegionalUpdate"):
+                updates.setdefault(subj, [])
+            elif m.is_a(subj, self.E + "Programme"):
+                programmes[subj].add(p)
+            elif m.is_a(subj, self.E + "Event"):
+                events[subj].add(p)
+            elif m.is_a(subj, self.E + "Publication"):
+                pubs[subj].add(p)
+        if updates:
+            items = []
+            for upd in sorted(updates, key=lambda u: (m.date_of(u), u)):
+                items.append({"link": self.link(upd, up), "date": self._date_label(upd),
+                              "parts": [self.link(sec, up) for sec in sorted(set(updates[upd]), key=self._position)]})
+            groups.append({"title": "Updates", "items": items})
+        for title, found in (("Programmes", programmes), ("Events", events), ("Publications", pubs)):
+            if found:
+                items = [{"link": self.link(x, up), "date": self._date_label(x) if title != "Programmes" else "",
+                          "how": ", ".join(sorted(m.term_label(p) for p in found[x]))}
+                         for x in sorted(found, key=lambda x: m.label(x).lower())]
+                groups.append({"title": title, "items": items})
+        return groups
+
+    def incoming(self, s: str, up: str, exclude_involvement: bool) -> list[dict]:
+        m = self.m
+        grouped: dict[str, set[str]] = defaultdict(set)
+        for subj, p in m.inc.get(s, ()):
+            if p in INCOMING_SKIP:
+                continue
+            if exclude_involvement and any(m.is_a(subj, self.E + c) for c in
+                                           ("UpdateSection", "RegionalUpdate", "Programme", "Event", "Publication")):
+                continue
+            grouped[p].add(subj)
+        out = []
+        for p in sorted(grouped, key=lambda x: (self.inverse_label(x).lower(), x)):
+            subjects = sorted(grouped[p], key=lambda x: (m.label(x).lower(), x))
+            shown = subjects[:INCOMING_LIMIT]
+            out.append({"title": self.inverse_label(p), "prop": self.prop(p, up),
+                        "items": [self.link(x, up, with_type=True) for x in shown],
+                        "more": len(subjects) - len(shown)})
+        return out
+
+    def inverse_label(self, p: str) -> str:
+        if p in INVERSE_LABELS:
+            return INVERSE_LABELS[p]
+        if p.startswith(self.E) and p[len(self.E):] in EMKG_INVERSE:
+            return EMKG_INVERSE[p[len(self.E):]]
+        return f"Linked here as “{self.m.term_label(p)}”"
+
+    def _position(self, iri: str) -> tuple:
+        pos = self.m.literal(iri, SCHEMA + "position")
+        try:
+            return (int(pos), iri) if pos is not None else (10**9, iri)
+        except ValueError:
+            return (10**9, iri)
+
+    def _date_label(self, iri: str) -> str:
+        m = self.m
+        stated = m.literal(iri, self.E + "statedDate")
+        if stated:
+            return stated
+        for p in (DCTERMS + "date", SCHEMA + "startDate", DCTERMS + "issued"):
+            for o in m.values(iri, p):
+                if isinstance(o, ox.Literal):
+                    pretty = format_date(o.value, o.datatype.value, m.precision(iri))
+                    return pretty or o.value
+        return ""
+
+    # -- schema.org JSON-LD for search engines
+    def schema_jsonld(self, s: str) -> Markup:
+        m = self.m
+        kind = "Thing"
+        for cls in sorted(m.types.get(s, ())):
+            for sup in sorted(m.superclasses(cls), key=lambda c: (len(m.superclasses(c)) * -1, c)):
+                if sup.startswith(self.E) and sup[len(self.E):] in SCHEMA_TYPES:
+                    kind = SCHEMA_TYPES[sup[len(self.E):]]
+                    break
+            if kind != "Thing":
+                break
+        if m.is_a(s, FOAF + "Person"):
+            kind = "Person"
+        if m.is_a(s, VOID + "Dataset") or m.is_a(s, DCAT + "Dataset"):
+            kind = "Dataset"
+        doc: dict[str, Any] = {"@context": {"@vocab": SCHEMA}, "@type": kind, "@id": s, "url": s, "name": m.label(s)}
+        desc = m.literal(s, SKOS + "definition", DCTERMS + "description", self.E + "purpose")
+        if desc:
+            doc["description"] = desc
+        alt = m.literals(s, SKOS + "altLabel")
+        if alt:
+            doc["alternateName"] = alt
+        same = m.objects(s, self.E + "wikidataItem") + m.objects(s, FOAF + "homepage")
+        if same:
+            doc["sameAs"] = same
+        ident = m.literals(s, self.E + "gssCode") + m.literals(s, self.E + "registerCode")
+        if ident:
+            doc["identifier"] = ident
+        text = m.literal(s, SCHEMA + "text")
+        if text:
+            doc["text"] = text
+        date = m.literal(s, DCTERMS + "date")
+        if date:
+            doc["datePublished" if kind == "Report" else "dateCreated"] = date
+        start = m.literal(s, SCHEMA + "startDate")
+        if start:
+            doc["startDate"] = start
+        mentions = m.objects(s, SCHEMA + "mentions")
+        if mentions:
+            doc["mentions"] = [{"@id": x, "name": m.label(x)} for x in mentions]
+        parent = m.objects(s, DCTERMS + "isPartOf")
+        if parent:
+            doc["isPartOf"] = {"@id": parent[0], "name": m.label(parent[0])}
+        if m.objects(s, DCTERMS + "license"):
+            doc["license"] = m.objects(s, DCTERMS + "license")[0]
+        return script_json(doc)
+
+    # -- a resource page
+    def resource(self, s: str) -> dict:
+        m = self.m
+        path = m.paths[s]
+        up = "../" * path.count("/")
+        folder_up = up  # files beside: index.ttl in the same folder
+        description = []
+        for p in DESCRIPTION_PROPERTIES + (self.E + "purpose",):
+            for text in m.literals(s, p):
+                description.append(text)
+        skip = {SCHEMA + "text"} | set(DESCRIPTION_PROPERTIES) | ({self.E + "purpose"} if m.literals(s, self.E + "purpose") else set())
+        ctx: dict[str, Any] = {
+            "template": "resource.html",
+            "path": path, "up": up, "iri": s, "title": m.label(s), "type": m.type_label(s),
+            "context": m.context_label(s), "curie": m.prefixes.curie(s),
+            "description": description,
+            "rows": self.rows(s, up, skip=skip),
+            "provenance": self.provenance(s, up),
+            "recorded_in": self.recorded_in(s),
+            "alternates": {"ttl": "index.ttl", "jsonld": "index.jsonld"},
+            "jsonld": self.schema_jsonld(s),
+            "text": self.section_text(s, up),
+            "sections": [],
+            "requirements": None,
+        }
+        del folder_up
+        is_involved = any(m.is_a(s, self.E + c) for c in ("Organisation",)) or m.is_a(s, ORG + "Organization") \
+            or m.is_a(s, FOAF + "Person") or m.is_a(s, self.E + "Area") or m.is_a(s, FOAF + "Agent")
+        ctx["involvement"] = self.involvement(s, up) if is_involved else []
+        ctx["incoming"] = self.incoming(s, up, exclude_involvement=bool(ctx["involvement"]))
+        if m.is_a(s, self.E + "RegionalUpdate"):
+            ctx["sections"] = [self._section_block(sec, up) for sec in
+                               sorted(m.objects(s, SCHEMA + "hasPart") or m.subjects(DCTERMS + "isPartOf", s), key=self._position)]
+        if OWL + "Class" in m.types.get(s, ()) or RDFS + "Class" in m.types.get(s, ()):
+            ctx["requirements"] = self.requirements_for(s, up)
+            ctx["instance_count"] = len(m.instances(s))
+        if s == m.project.ontology_iri:
+            ctx.update(ontology_docs(self, up), template="ontology.html", nav_current="def/index.html")
+        return ctx
+
+    def _section_block(self, sec: str, up: str) -> dict:
+        m = self.m
+        return {
+            "link": self.link(sec, up), "title": m.literal(sec, DCTERMS + "title") or m.label(sec),
+            "anchor": "s-" + re.sub(r"[^A-Za-z0-9_-]", "-", local_name(sec)),
+            "text": self.section_text(sec, up),
+            "reports_on": [self.link(x, up) for x in m.objects(sec, self.E + "reportsOn")],
+            "provenance": self.provenance(sec, up),
+        }
+
+    # -- shapes → plain-language requirements
+    def requirements_for(self, cls: str, up: str) -> list[dict] | None:
+        return requirements(self.m, cls, up, self)
+
+
+# --- shapes ---------------------------------------------------------------------------------------
+
+def _shape_values(shapes: ox.Store, node, pred: str) -> list:
+    return [q.object for q in shapes.quads_for_pattern(node, ox.NamedNode(pred), None, None)]
+
+
+def _rdf_list(shapes: ox.Store, node) -> list:
+    out = []
+    seen = set()
+    while isinstance(node, (ox.BlankNode, ox.NamedNode)) and node != ox.NamedNode(RDF + "nil") and node not in seen:
+        seen.add(node)
+        first = _shape_values(shapes, node, RDF + "first")
+        if first:
+            out.append(first[0])
+        rest = _shape_values(shapes, node, RDF + "rest")
+        node = rest[0] if rest else None
+    return out
+
+
+def requirements(m: Model, cls: str, up: str, pages: Pages) -> list[dict] | None:
+    """What the shapes require of instances of ``cls``: one row per property constraint."""
+    shapes = m.data.shapes
+    if shapes is None:
+        return None
+    node_shapes = {q.subject for q in shapes.quads_for_pattern(None, ox.NamedNode(SH + "targetClass"), ox.NamedNode(cls), None)}
+    if (ox.Quad(ox.NamedNode(cls), ox.NamedNode(RDF_TYPE), ox.NamedNode(SH + "NodeShape"), ox.DefaultGraph()) in shapes):
+        node_shapes.add(ox.NamedNode(cls))
+    rows = []
+    for shape in sorted(node_shapes, key=str):
+        for prop in sorted(_shape_values(shapes, shape, SH + "property"), key=str):
+            rows.append(_property_requirement(m, shapes, prop, up, pages))
+        for msg in _shape_values(shapes, shape, SH + "message"):
+            if isinstance(msg, ox.Literal) and not _shape_values(shapes, shape, SH + "property"):
+                rows.append({"property": None, "rule": msg.value, "severity": _severity(shapes, shape), "note": ""})
+        for sparql in _shape_values(shapes, shape, SH + "sparql"):
+            for msg in _shape_values(shapes, sparql, SH + "message"):
+                if isinstance(msg, ox.Literal):
+                    rows.append({"property": None, "rule": msg.value, "severity": _severity(shapes, shape), "note": "checked by a query"})
+    return rows
+
+
+def _severity(shapes: ox.Store, node) -> str:
+    sev = _shape_values(shapes, node, SH + "severity")
+    if sev and isinstance(sev[0], ox.NamedNode):
+        return {"Warning": "should", "Info": "may"}.get(local_name(sev[0].value), "must")
+    return "must"
+
+
+def _path_label(m: Model, shapes: ox.Store, path) -> tuple[str, str | None]:
+    if isinstance(path, ox.NamedNode):
+        return capitalise(m.term_label(path.value)), path.value
+    inverse = _shape_values(shapes, path, SH + "inversePath")
+    if inverse and isinstance(inverse[0], ox.NamedNode):
+        return f"{capitalise(pagesafe_inverse(m, inverse[0].value))}", inverse[0].value
+    seq = _rdf_list(shapes, path)
+    if seq:
+        return " / ".join(m.term_label(x.value) if isinstance(x, ox.NamedNode) else "…" for x in seq), None
+    return "(a path)", None
+
+
+def pagesafe_inverse(m: Model, p: str) -> str:
+    return f"is {m.term_label(p)} of"
+
+
+def _property_requirement(m: Model, shapes: ox.Store, prop, up: str, pages: Pages) -> dict:
+    def one(pred):
+        vals = _shape_values(shapes, prop, SH + pred)
+        return vals[0] if vals else None
+
+    path = one("path")
+    label, path_iri = _path_label(m, shapes, path) if path is not None else ("(no path)", None)
+    name = one("name")
+    if isinstance(name, ox.Literal):
+        label = capitalise(name.value)
+    severity = _severity(shapes, prop)
+    lo = one("minCount")
+    hi = one("maxCount")
+    lo_n = int(lo.value) if isinstance(lo, ox.Literal) and lo.value.isdigit() else 0
+    hi_n = int(hi.value) if isinstance(hi, ox.Literal) and hi.value.isdigit() else None
+    if lo_n and hi_n == lo_n:
+        count = f"exactly {lo_n}"
+    elif lo_n and hi_n:
+        count = f"{lo_n} to {hi_n}"
+    elif lo_n:
+        count = f"at least {lo_n}"
+    elif hi_n is not None:
+        count = f"at most {hi_n}" if hi_n else "none"
+    else:
+        count = "any number"
+    kinds = []
+    datatype = one("datatype")
+    if isinstance(datatype, ox.NamedNode):
+        kinds.append(_datatype_words(datatype.value))
+    klass = one("class")
+    if isinstance(klass, ox.NamedNode):
+        kinds.append(f"a {m.term_label(klass.value)}")
+    kind = one("nodeKind")
+    if isinstance(kind, ox.NamedNode):
+        kinds.append({"IRI": "a link (IRI)", "Literal": "a value (literal)", "BlankNode": "a blank node",
+                      "BlankNodeOrIRI": "a resource", "IRIOrLiteral": "a link or a value"}.get(local_name(kind.value), local_name(kind.value)))
+    pattern = one("pattern")
+    if isinstance(pattern, ox.Literal):
+        kinds.append(f"matching the pattern {pattern.value}")
+    languages = one("languageIn")
+    if languages is not None:
+        langs = [x.value for x in _rdf_list(shapes, languages) if isinstance(x, ox.Literal)]
+        if langs:
+            kinds.append("in language " + ", ".join(langs))
+    choices = one("in")
+    if choices is not None:
+        names = [m.label(x.value) if isinstance(x, ox.NamedNode) else x.value for x in _rdf_list(shapes, choices)]
+        if names:
+            kinds.append("one of: " + ", ".join(names))
+    has = one("hasValue")
+    if has is not None:
+        kinds.append("the value " + (m.label(has.value) if isinstance(has, ox.NamedNode) else has.value))
+    for pred, words in (("minInclusive", "at least"), ("maxInclusive", "at most"), ("minExclusive", "more than"),
+                        ("maxExclusive", "less than"), ("minLength", "at least this many characters:"),
+                        ("maxLength", "at most this many characters:")):
+        v = one(pred)
+        if isinstance(v, ox.Literal):
+            kinds.append(f"{words} {v.value}")
+    if one("uniqueLang") is not None:
+        kinds.append("one per language")
+    verb = {"must": "Must have", "should": "Should have", "may": "May have"}[severity]
+    rule = f"{verb} {count} {label[:1].lower() + label[1:]}"
+    if count == "any number" and severity == "must":
+        rule = f"{label} (if given)"
+    if kinds:
+        rule += ": " + "; ".join(kinds)
+    message = one("message")
+    description = one("description")
+    note = " ".join(x.value for x in (message, description) if isinstance(x, ox.Literal))
+    target = m.page(path_iri) if path_iri else None
+    return {"property": {"label": label, "href": (up + target) if target else path_iri, "curie": m.prefixes.curie(path_iri) if path_iri else None},
+            "rule": rule, "severity": severity, "note": note, "count": count}
+
+
+def _datatype_words(iri: str) -> str:
+    words = {
+        XSD + "string": "plain text", RDF + "langString": "text with a language tag (e.g. @en)",
+        XSD + "integer": "a whole number", XSD + "decimal": "a decimal number", XSD + "date": "a date (YYYY-MM-DD)",
+        XSD + "dateTime": "a date and time", XSD + "gYearMonth": "a month (YYYY-MM)", XSD + "gYear": "a year (YYYY)",
+        XSD + "boolean": "true or false", XSD + "anyURI": "a web address", XSD + "nonNegativeInteger": "a whole number ≥ 0",
+        XSD + "positiveInteger": "a whole number ≥ 1",
+    }
+    return words.get(iri, f"a value of type {local_name(iri)}")
+
+
+# --- rendering --------------------------------------------------------------------------------------
+
+_ENV = None
+
+
+def environment():
+    global _ENV
+    if _ENV is None:
+        import jinja2
+
+        _ENV = jinja2.Environment(
+            loader=jinja2.PackageLoader("emkg", "templates"),
+            autoescape=True, trim_blocks=True, lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        _ENV.filters["thousands"] = lambda n: f"{n:,}" if isinstance(n, int) else n
+        _ENV.filters["bytes"] = human_bytes
+        _ENV.globals["capitalise"] = capitalise
+    return _ENV
+
+
+def human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{int(size)} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} bytes"
+
+
+@dataclass
+class Chrome:
+    """What every page shares: navigation, footer facts."""
+
+    date: str | None
+    date_label: str | None
+    title: str = D.TITLE
+    nav: tuple = (
+        ("index.html", "Home"), ("authorities/index.html", "Authorities"), ("updates/index.html", "Updates"),
+        ("programmes/index.html", "Programmes"), ("people/index.html", "People"),
+        ("organisations/index.html", "Organisations"), ("events/index.html", "Events"),
+        ("publications/index.html", "Publications"), ("themes/index.html", "Themes"),
+        ("glossary/index.html", "Glossary"), ("views/index.html", "Views"), ("def/index.html", "Ontology"),
+        ("quality/index.html", "Data quality"),
+    )
+
+
+_STATE: dict[str, Any] = {}
+
+
+def _write_page(out_dir: Path, rel: str, html: str) -> None:
+    target = safe_join(out_dir, rel)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(html, encoding="utf-8")
+
+
+def render_template(name: str, ctx: dict, chrome: Chrome) -> str:
+    env = environment()
+    values = dict(ctx)
+    values.setdefault("nav_current", "")
+    return env.get_template(name).render(chrome=chrome, **values)
+
+
+def _render_resources(iris: Sequence[str]) -> int:
+    """Render a batch of resource pages (in a worker, or inline). Uses the module state."""
+    pages: Pages = _STATE["pages"]
+    chrome: Chrome = _STATE["chrome"]
+    out_dir: Path = _STATE["out_dir"]
+    m = pages.m
+    prefixes = m.prefixes
+    for iri in iris:
+        ctx = pages.resource(iri)
+        html = render_template(ctx["template"], ctx, chrome)
+        folder = m.paths[iri].rsplit("/", 1)[0]
+        _write_page(out_dir, m.paths[iri], html)
+        triples = _own_triples(m, iri)
+        _write_page(out_dir, folder + "/index.ttl", D.write_turtle(triples, prefixes, only_used_prefixes=True))
+        _write_page(out_dir, folder + "/index.jsonld", D.write_jsonld(triples, prefixes, only_used_prefixes=True))
+    return len(iris)
+
+
+def _worker_init() -> None:
+    """Workers leave signals to the parent: it cleans up and terminates the pool."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _own_triples(m: Model, iri: str) -> list[ox.Triple]:
+    """The resource's own triples, with any blank nodes it refers to (recursively)."""
+    out = []
+    todo = [iri]
+    seen = set()
+    while todo:
+        key = todo.pop()
+        if key in seen:
+            continue
+        seen.add(key)
+        subj = ox.NamedNode(key) if not key.startswith("_:") else ox.BlankNode(key[2:])
+        for p, objs in m.out.get(key, {}).items():
+            for o in objs:
+                out.append(ox.Triple(subj, ox.NamedNode(p), o))
+                if isinstance(o, ox.BlankNode):
+                    todo.append("_:" + o.value)
+    return out
+
+
+@dataclass
+class SiteStats:
+    pages: int = 0
+    resource_pages: int = 0
+    files: int = 0
+
+
+def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes=None, dumps: Sequence[Any] = (),
+                description: Any = None, date: str | None = None, endpoint: str | None = None, jobs: int = 0,
+                progress: Callable[[str, int, int], None] | None = None, store: ox.Store | None = None) -> SiteStats:
+    """Write the HTML site into ``out_dir``.
+
+    ``graph``: the LoadedGraph (its store holds ontology + data; pass ``store`` to render another
+    store, e.g. with the dataset description added). ``report``: the validation Report.
+    ``views``: (View, Result | None, error | None) triples. ``dumps``: the written Dump records.
+    """
+    data = SiteInput(
+        project=project, store=store if store is not None else graph.store, prefixes=dict(graph.prefixes),
+        locations=graph.index.subjects if getattr(graph, "index", None) is not None else {},
+        shapes=shapes.store if shapes is not None and hasattr(shapes, "store") else shapes,
+        report=report, views=list(views), dumps=list(dumps), description=description, date=date, endpoint=endpoint,
+    )
+    tick = progress or (lambda _step, _done, _total: None)
+    model = Model(data)
+    pages = Pages(model)
+    chrome = Chrome(date=date, date_label=format_date(date[:10], XSD + "date") if date else None)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stats = SiteStats()
+
+    # static files
+    static_out = out_dir / "static"
+    static_out.mkdir(exist_ok=True)
+    for item in sorted(STATIC_DIR.iterdir()):
+        if item.is_file():
+            shutil.copyfile(item, static_out / item.name)
+            stats.files += 1
+
+    # listing and special pages (main process)
+    special = special_pages(pages, data)
+    for i, ctx in enumerate(special):
+        _write_page(out_dir, ctx["path"], render_template(ctx["template"], ctx, chrome))
+        tick("pages", i + 1, len(special))
+    for rel, text in extra_files(pages, data).items():
+        _write_page(out_dir, rel, text)
+        stats.files += 1
+    stats.pages += len(special)
+
+    # resource pages
+    iris = sorted(model.paths)
+    _STATE.update(pages=pages, chrome=chrome, out_dir=out_dir)
+    workers = jobs if jobs and jobs > 0 else (os.cpu_count() or 1)
+    done = 0
+    total = len(iris)
+    batches = [iris[i:i + BATCH_SIZE] for i in range(0, total, BATCH_SIZE)]
+    if workers > 1 and total >= PARALLEL_THRESHOLD and "fork" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("fork")
+        with context.Pool(processes=min(workers, len(batches)), initializer=_worker_init) as pool:
+            for count in pool.imap_unordered(_render_resources, batches):
+                done += count
+                tick("resource pages", done, total)
+    else:
+        for batch in batches:
+            done += _render_resources(batch)
+            tick("resource pages", done, total)
+    _STATE.clear()
+    stats.resource_pages = total
+    stats.pages += total
+    stats.files += stats.pages + 2 * total
+    return stats
+
+
+# --- listing and special pages ---------------------------------------------------------------------
+
+def _ctx(template: str, path: str, title: str, nav: str, **extra) -> dict:
+    return {"template": template, "path": path, "up": "../" * path.count("/"), "title": title,
+            "nav_current": nav, **extra}
+
+
+def _text(label: str) -> dict:
+    return {"kind": "literal", "label": label, "lang": None}
+
+
+def _table(columns: Sequence[str], rows: list[list], caption: str | None = None) -> dict:
+    return {"columns": list(columns), "rows": rows, "caption": caption}
+
+
+def special_pages(pages: Pages, data: SiteInput) -> list[dict]:
+    out = [home_page(pages, data), authorities_page(pages), updates_page(pages), programmes_page(pages),
+           people_page(pages), organisations_page(pages), events_page(pages), publications_page(pages),
+           themes_page(pages), glossary_page(pages), quality_page(pages, data), search_page(pages)]
+    out += views_pages(pages, data)
+    if pages.m.project.ontology_iri not in pages.m.paths:
+        out.append(ontology_page(pages, "def/index.html"))
+    return out
+
+
+def extra_files(pages: Pages, data: SiteInput) -> dict[str, str]:
+    entries = search_entries(pages)
+    index_json = json.dumps(entries, ensure_ascii=False, indent=0)
+    script = ("/* The search index of the emkg site: label, type, url (relative to the site root). */\n"
+              "window.EMKG_SEARCH = " + str(script_json(entries)) + ";\n")
+    return {"search-index.json": index_json + "\n", "search/index.js": script}
+
+
+def counts(pages: Pages, data: SiteInput) -> list[tuple[str, int, str | None]]:
+    m, E = pages.m, pages.E
+    desc = data.description
+    rows = [
+        ("Triples", desc.total_triples if desc else len(data.store), None),
+        ("Entities (resources under /id/)", desc.entities if desc else sum(1 for k in m.out if k.startswith(m.project.id_base)), None),
+        ("Classes in use", desc.classes if desc else len({t for ts in m.types.values() for t in ts}), "def/index.html"),
+        ("Local authorities", len(m.instances(E + "LocalAuthority")), "authorities/index.html"),
+        ("Regional updates", len(m.instances(E + "RegionalUpdate")), "updates/index.html"),
+        ("Update sections", len(m.instances(E + "UpdateSection")), "updates/index.html"),
+        ("Programmes and workstreams", len(m.instances(E + "Programme")), "programmes/index.html"),
+        ("People", len(m.instances(FOAF + "Person")), "people/index.html"),
+        ("Other organisations and groups", len(_other_organisations(pages)), "organisations/index.html"),
+        ("Events", len(m.instances(E + "Event")), "events/index.html"),
+        ("Publications", len(m.instances(E + "Publication")), "publications/index.html"),
+        ("Glossary terms", len(m.instances(E + "GlossaryTerm")), "glossary/index.html"),
+    ]
+    return rows
+
+
+def _updates_by_date(pages: Pages) -> list[str]:
+    m = pages.m
+    return sorted(m.instances(pages.E + "RegionalUpdate"), key=lambda u: (m.date_of(u), u))
+
+
+def home_page(pages: Pages, data: SiteInput) -> dict:
+    m = pages.m
+    up = ""
+    updates = _updates_by_date(pages)
+    latest = None
+    if updates:
+        u = updates[-1]
+        latest = {"link": pages.link(u, up), "date": pages._date_label(u),
+                  "sections": [pages.link(x, up) for x in sorted(m.objects(u, SCHEMA + "hasPart"), key=pages._position)]}
+    dumps = [{"name": d.name, "title": d.title, "size": d.size, "sha256": d.sha256, "media_type": d.media_type}
+             for d in data.dumps]
+    views = [{"name": v.name, "title": v.title, "href": f"views/{v.name}.html"} for v, _r, _e in _view_items(data)]
+    report = data.report
+    quality = report.summary() if report is not None and hasattr(report, "summary") else None
+    sources = [pages.link(x, up) for x in m.instances(pages.E + "SourceDocument")]
+    example_view = views[0]["name"] if views else "authorities"
+    return _ctx("home.html", "index.html", D.TITLE, "index.html",
+                intro=D.DESCRIPTION, counts=[{"label": a, "n": b, "href": c} for a, b, c in counts(pages, data)],
+                latest=latest, dumps=dumps, views=views, endpoint=data.endpoint, quality=quality,
+                sources=sources, example_view=example_view, base=m.base, date_label=None,
+                dataset=pages.link(D.dataset_iri(m.project), up) if D.dataset_iri(m.project) in m.paths else None,
+                ontology=pages.link(m.project.ontology_iri, up) if m.project.ontology_iri in m.out else None)
+
+
+def authorities_page(pages: Pages) -> dict:
+    m, E = pages.m, pages.E
+    path = "authorities/index.html"
+    up = "../"
+    authorities = m.instances(E + "LocalAuthority")
+    counties = sorted(m.instances(E + "County"), key=lambda c: m.label(c).lower())
+    placed: set[str] = set()
+    sections = []
+
+    def row(a: str) -> list:
+        status = []
+        for p, words in ((SCHEMA + "dissolutionDate", "dissolved"), (SCHEMA + "foundingDate", "founded")):
+            for o in m.values(a, p):
+                if isinstance(o, ox.Literal):
+                    status.append(_text(f"{words} {format_date(o.value, o.datatype.value) or o.value}"))
+        for r in m.objects(a, DCTERMS + "isReplacedBy"):
+            status.append(pages.link(r, up))
+        return [pages.link(a, up), _text(m.type_label(a)), [_text(x) for x in m.literals(a, E + "gssCode")],
+                [_text(x) for x in m.literals(a, E + "registerCode")],
+                [pages.value(ox.NamedNode(w), up) for w in m.objects(a, FOAF + "homepage")], status]
+
+    columns = ("Authority", "Kind", "GSS code", "Register code", "Website", "Status")
+    for county in counties:
+        members = [a for a in authorities if county in m.objects(a, E + "inCounty") or county in m.objects(a, E + "ceremonialCounty")]
+        if not members:
+            continue
+        members.sort(key=lambda a: (not m.is_a(a, E + "CountyCouncil"), bool(m.values(a, SCHEMA + "dissolutionDate")), m.label(a).lower()))
+        placed.update(members)
+        sections.append({"heading": m.label(county), "id": "county-" + local_name(county), "link": pages.link(county, up),
+                         "table": _table(columns, [row(a) for a in members])})
+    rest = sorted((a for a in authorities if a not in placed), key=lambda a: m.label(a).lower())
+    if rest:
+        sections.append({"heading": "Other authorities", "id": "other", "link": None,
+                         "intro": "Authorities not placed in one of the region's counties (for example outside the region, or a national park authority).",
+                         "table": _table(columns, [row(a) for a in rest])})
+    return _ctx("listing.html", path, "Local authorities", path,
+                intro=[f"{len(authorities)} authorities, grouped by the county they lie in (districts by their two-tier county, "
+                       "county and unitary councils by their ceremonial county). Each authority's page lists every update, "
+                       "programme and event that involves it."],
+                sections=sections, toc=[{"id": x["id"], "label": x["heading"]} for x in sections])
+
+
+def updates_page(pages: Pages) -> dict:
+    m, E = pages.m, pages.E
+    path = "updates/index.html"
+    up = "../"
+    years: dict[str, list] = defaultdict(list)
+    for u in _updates_by_date(pages):
+        date = m.date_of(u)
+        sections = []
+        for sec in sorted(m.objects(u, SCHEMA + "hasPart") or m.subjects(DCTERMS + "isPartOf", u), key=pages._position):
+            sections.append({"link": pages.link(sec, up),
+                             "programmes": [pages.link(x, up) for x in m.objects(sec, E + "reportsOn")]})
+        years[date[:4] or "Undated"].append({
+            "link": pages.link(u, up), "date": pages._date_label(u), "machine": date,
+            "period": m.literal(u, E + "coversPeriod"), "sections": sections,
+        })
+    timeline = [{"year": y, "updates": years[y]} for y in sorted(years)]
+    return _ctx("timeline.html", path, "Regional updates", path, timeline=timeline,
+                intro=["The regional updates in date order, each with its sections and the programmes they report on."])
+
+
+def _appearances(pages: Pages, target: str, up: str) -> list[dict]:
+    """Updates (by date) whose sections report on or mention ``target``."""
+    m, E = pages.m, pages.E
+    found: dict[str, set[str]] = defaultdict(set)
+    for subj, p in m.inc.get(target, ()):
+        if p in (E + "reportsOn", SCHEMA + "mentions") and m.is_a(subj, E + "UpdateSection"):
+            for u in m.objects(subj, DCTERMS + "isPartOf"):
+                found[u].add(subj)
+    out = []
+    for u in sorted(found, key=lambda x: (m.date_of(x), x)):
+        link = pages.link(u, up)
+        link = dict(link, label=pages._date_label(u) or link["label"])
+        out.append(link)
+    return out
+
+
+def programmes_page(pages: Pages) -> dict:
+    m, E = pages.m, pages.E
+    path = "programmes/index.html"
+    up = "../"
+    rows = []
+    for p in sorted(m.instances(E + "Programme"), key=lambda x: m.label(x).lower()):
+        rows.append([pages.link(p, up), _text(m.type_label(p)), [_text(x) for x in m.literals(p, SKOS + "altLabel")],
+                     [pages.link(x, up) for x in m.objects(p, E + "ledBy")], _appearances(pages, p, up)])
+    table = _table(("Programme", "Kind", "Also known as", "Led by", "Appears in updates"), rows)
+    return _ctx("listing.html", path, "Programmes and workstreams", path,
+                intro=["Each programme is one resource across the years: the last column lists every update that reports on it or mentions it."],
+                sections=[{"heading": None, "id": "programmes", "link": None, "table": table}], toc=[])
+
+
+def people_page(pages: Pages) -> dict:
+    m, E = pages.m, pages.E
+    path = "people/index.html"
+    up = "../"
+    sections = []
+    rows = []
+    for person in sorted(m.instances(FOAF + "Person"), key=lambda x: m.label(x).lower()):
+        posts = [pages.link(x, up) for x in m.objects(person, ORG + "holds")]
+        memberships = [pages.link(x, up) for x in m.subjects(ORG + "member", person)]
+        rows.append([pages.link(person, up), posts, memberships, _appearances(pages, person, up)])
+    sections.append({"heading": "People", "id": "people", "link": None,
+                     "table": _table(("Person", "Posts held", "Memberships", "Mentioned in updates"), rows)})
+    trustees = m.instances(E + "TrusteeMembership")
+    if trustees:
+        trows = []
+        for t in sorted(trustees, key=lambda x: m.label(x).lower()):
+            trows.append([pages.link(t, up), [pages.link(x, up) for x in m.objects(t, ORG + "member")],
+                          [pages.link(x, up) for x in m.objects(t, ORG + "role")],
+                          [pages.link(x, up) for x in m.objects(t, E + "region")]])
+        sections.append({"heading": "Trustees", "id": "trustees", "link": None,
+                         "table": _table(("Membership", "Member", "Role", "Region"), trows)})
+    posts = m.instances(ORG + "Post")
+    if posts:
+        prow = []
+        for post in sorted(posts, key=lambda x: m.label(x).lower()):
+            holders = [pages.link(x, up) for x in m.subjects(ORG + "holds", post)] or [_text("not named in the sources")]
+            prow.append([pages.link(post, up), [pages.link(x, up) for x in m.objects(post, ORG + "postIn")],
+                         [pages.link(x, up) for x in m.objects(post, ORG + "role")], holders])
+        sections.append({"heading": "Posts", "id": "posts", "link": None,
+                         "table": _table(("Post", "In", "Role", "Holder"), prow)})
+    return _ctx("listing.html", path, "People, trustees and posts", path, intro=[], sections=sections,
+                toc=[{"id": x["id"], "label": x["heading"]} for x in sections])
+
+
+def _other_organisations(pages: Pages) -> list[str]:
+    m, E = pages.m, pages.E
+    found = set(m.instances(E + "Organisation")) | set(m.instances(ORG + "Organization"))
+    return sorted(x for x in found if not m.is_a(x, E + "LocalAuthority") and not x.startswith(m.base + "dataset"))
+
+
+def organisations_page(pages: Pages) -> dict:
+    m = pages.m
+    path = "organisations/index.html"
+    up = "../"
+    groups: dict[str, list[str]] = defaultdict(list)
+    for org in _other_organisations(pages):
+        groups[m.type_label(org) or "Organisation"].append(org)
+    sections = []
+    for kind in sorted(groups):
+        rows = [[pages.link(o, up), [_text(x) for x in m.literals(o, SKOS + "altLabel")],
+                 [pages.value(ox.NamedNode(w), up) for w in m.objects(o, FOAF + "homepage")],
+                 [pages.link(x, up) for x in m.objects(o, ORG + "subOrganizationOf")],
+                 _appearances(pages, o, up)]
+                for o in sorted(groups[kind], key=lambda x: m.label(x).lower())]
+        sections.append({"heading": kind, "id": "kind-" + re.sub(r"[^a-z0-9]+", "-", kind.lower()), "link": None,
+                         "table": _table(("Name", "Also known as", "Website", "Part of", "Mentioned in updates"), rows)})
+    return _ctx("listing.html", path, "Organisations, groups and networks", path,
+                intro=["Partner organisations, government bodies, groups, networks and boards (local authorities have their own list)."],
+                sections=sections, toc=[{"id": x["id"], "label": x["heading"]} for x in sections])
+
+
+def events_page(pages: Pages) -> dict:
+    m, E = pages.m, pages.E
+    path = "events/index.html"
+    up = "../"
+    rows = []
+    for ev in sorted(m.instances(E + "Event"), key=lambda x: (m.date_of(x), m.label(x).lower())):
+        rows.append([pages.link(ev, up), _text(pages._date_label(ev)), _text(m.type_label(ev)),
+                     [pages.link(x, up) for x in m.objects(ev, SCHEMA + "organizer") + m.objects(ev, E + "hostedBy")],
+                     _appearances(pages, ev, up)])
+    return _ctx("listing.html", path, "Events", path, intro=["Events and meetings in date order."],
+                sections=[{"heading": None, "id": "events", "link": None,
+                           "table": _table(("Event", "Date", "Kind", "Organised or hosted by", "Mentioned in updates"), rows)}], toc=[])
+
+
+def publications_page(pages: Pages) -> dict:
+    m, E = pages.m, pages.E
+    path = "publications/index.html"
+    up = "../"
+    rows = []
+    for pub in sorted(m.instances(E + "Publication"), key=lambda x: m.label(x).lower()):
+        rows.append([pages.link(pub, up), _text(m.type_label(pub)),
+                     [pages.link(x, up) for x in m.objects(pub, DCTERMS + "creator") + m.objects(pub, E + "commissionedBy")],
+                     [pages.value(ox.NamedNode(x), up) for x in m.objects(pub, SCHEMA + "url")],
+                     _appearances(pages, pub, up)])
+    return _ctx("listing.html", path, "Publications", path, intro=["Reports, studies, anthologies, blog posts and standards the updates name."],
+                sections=[{"heading": None, "id": "publications", "link": None,
+                           "table": _table(("Publication", "Kind", "By or for", "Web address", "Mentioned in updates"), rows)}], toc=[])
+
+
+def _notation_key(m: Model, c: str) -> tuple:
+    n = m.literal(c, SKOS + "notation") or ""
+    return (0, int(n), "") if n.isdigit() else (1, 0, (n or m.label(c)).lower())
+
+
+def themes_page(pages: Pages) -> dict:
+    m, E = pages.m, pages.E
+    path = "themes/index.html"
+    up = "../"
+    sections = []
+    glossary_terms = set(m.instances(E + "GlossaryTerm"))
+    for scheme in sorted(m.instances(SKOS + "ConceptScheme"), key=lambda x: m.label(x).lower()):
+        concepts = sorted(set(m.subjects(SKOS + "inScheme", scheme)) | set(m.subjects(SKOS + "topConceptOf", scheme)),
+                          key=lambda c: _notation_key(m, c))
+        if not concepts or all(c in glossary_terms for c in concepts):
+            continue
+        rows = [[pages.link(c, up), [_text(x) for x in m.literals(c, SKOS + "notation")],
+                 [_text(x) for x in m.literals(c, SKOS + "definition")],
+                 [pages.link(x, up) for x in m.subjects(E + "addresses", c)], _appearances(pages, c, up)]
+                for c in concepts]
+        sections.append({"heading": m.label(scheme), "id": "scheme-" + local_name(scheme), "link": pages.link(scheme, up),
+                         "intro": m.literal(scheme, SKOS + "definition", DCTERMS + "description"),
+                         "table": _table(("Concept", "No.", "Definition", "Addressed by", "Mentioned in updates"), rows)})
+    return _ctx("listing.html", path, "Themes and priorities", path,
+                intro=["The priorities, themes and steps the updates set out, by concept scheme (the glossary has its own page)."],
+                sections=sections, toc=[{"id": x["id"], "label": x["heading"]} for x in sections])
+
+
+def glossary_page(pages: Pages) -> dict:
+    m, E = pages.m, pages.E
+    path = "glossary/index.html"
+    up = "../"
+    items = []
+    for term in sorted(m.instances(E + "GlossaryTerm"), key=lambda c: ((m.literal(c, SKOS + "notation") or m.label(c)).lower(), c)):
+        basis = m.objects(term, E + "expansionBasis")
+        used = sorted(m.objects(term, E + "usedIn"), key=lambda x: (m.date_of((m.objects(x, DCTERMS + "isPartOf") or [x])[0]), x))
+        items.append({
+            "term": pages.link(term, up), "notation": m.literal(term, SKOS + "notation") or m.label(term),
+            "expansion": m.literal(term, E + "expansion"), "basis": m.term_label(basis[0]) if basis else None,
+            "note": m.literal(term, SKOS + "editorialNote"), "used": [pages.link(x, up) for x in used],
+        })
+    return _ctx("glossary.html", path, "Glossary", path, items=items,
+                intro=["Acronyms and abbreviations used in the updates, with their expansions: stated in the source, "
+                       "or the standard national usage where the source does not spell them out. In update texts they are "
+                       "marked up, so hovering over them shows the expansion."])
+
+
+def quality_page(pages: Pages, data: SiteInput) -> dict:
+    m = pages.m
+    path = "quality/index.html"
+    up = "../"
+    report = data.report
+    groups = []
+    summary = None
+    if report is not None:
+        summary = report.summary()
+        for severity, title in (("violation", "Violations"), ("warning", "Warnings"), ("info", "Notes")):
+            rows = []
+            for r in getattr(report, "results", ()):
+                if r.severity != severity:
+                    continue
+                focus = r.focus
+                if isinstance(focus, ox.NamedNode) and (m.file_target(focus.value) or focus.value in m.out):
+                    focus_cell = pages.link(focus.value, up)
+                else:
+                    focus_cell = _text(r.focus_text or (str(focus) if focus is not None else ""))
+                where = f"{r.location.file}:{r.location.line}" if r.location else ""
+                rows.append([_text(where), focus_cell, _text(r.message), _text(r.path_text or ""),
+                             _text(r.value_text or ""), _text(r.source)])
+            groups.append({"heading": f"{title} ({len(rows)})", "id": severity, "link": None,
+                           "table": _table(("Where", "Resource", "Message", "Property", "Value", "Check"), rows) if rows else None,
+                           "intro": None if rows else f"No {title.lower()}."})
+    return _ctx("listing.html", path, "Data quality", path,
+                intro=[f"The validation report of this build: {summary}." if summary else "No validation report.",
+                       "A build refuses to publish data with violations; warnings and notes are listed here so that "
+                       "data officers can follow them up. Locations are FILE:LINE in the project's Turtle sources."],
+                sections=groups, toc=[])
+
+
+def search_entries(pages: Pages) -> list[dict]:
+    m = pages.m
+    entries = []
+    for iri, path in m.paths.items():
+        entries.append({"label": m.label(iri), "type": m.type_label(iri), "url": path})
+        for alt in m.literals(iri, SKOS + "altLabel") + m.literals(iri, SKOS + "notation"):
+            if alt != m.label(iri):
+                entries.append({"label": alt, "type": m.type_label(iri), "url": path, "see": m.label(iri)})
+    for nav_path, label in Chrome(None, None).nav:
+        entries.append({"label": label, "type": "Page", "url": nav_path})
+    entries.sort(key=lambda e: (e["label"].lower(), e["url"]))
+    return entries
+
+
+def search_page(pages: Pages) -> dict:
+    entries = [e for e in search_entries(pages) if "see" not in e]
+    letters: dict[str, list] = defaultdict(list)
+    for e in entries[:SEARCH_LIST_LIMIT]:
+        first = e["label"][:1].upper()
+        letters[first if first.isalpha() else "#"].append(e)
+    groups = [{"letter": k, "id": "letter-" + (k if k.isalpha() else "other"), "entries": letters[k]} for k in sorted(letters)]
+    return _ctx("search.html", "search/index.html", "Search", "", groups=groups, total=len(entries),
+                truncated=max(0, len(entries) - SEARCH_LIST_LIMIT))
+
+
+def _view_items(data: SiteInput) -> list[tuple]:
+    items = []
+    for item in data.views:
+        if isinstance(item, tuple):
+            view, result, error = (list(item) + [None, None])[:3]
+        else:
+            view, result, error = item, None, None
+        items.append((view, result, error))
+    return items
+
+
+VIEW_ROW_LIMIT = 1000
+
+
+def views_pages(pages: Pages, data: SiteInput) -> list[dict]:
+    m = pages.m
+    out = []
+    index_rows = []
+    for view, result, error in _view_items(data):
+        path = f"views/{view.name}.html"
+        up = "../"
+        rows = []
+        if result is not None:
+            for row in result.rows[:VIEW_ROW_LIMIT]:
+                cells = []
+                for term in row:
+                    cells.append(pages.value(term, up) if term is not None else _text(""))
+                rows.append(cells)
+        params = [{"name": p.name, "type": p.type, "required": p.required, "description": p.description}
+                  for p in getattr(view, "params", ())]
+        out.append(_ctx("view.html", path, view.title or view.name, "views/index.html", view_name=view.name,
+                        description=view.description, query=view.text, params=params,
+                        variables=list(result.variables) if result is not None else [], rows=rows,
+                        total=len(result.rows) if result is not None else 0, error=error,
+                        csv=f"{view.name}.csv" if result is not None else None,
+                        json=f"{view.name}.json" if result is not None else None))
+        index_rows.append([{"kind": "link", "label": view.title or view.name, "href": f"{view.name}.html"},
+                           _text(view.description or ""),
+                           _text(f"{len(result.rows)} rows" if result is not None else (error or "not run"))])
+    del m
+    out.append(_ctx("listing.html", "views/index.html", "Stored views", "views/index.html",
+                    intro=["Stored SPARQL queries over the graph. Each page shows the query, its result on this build and the "
+                           "result as CSV and SPARQL 1.1 JSON. Run them yourself with `emkg query NAME`."],
+                    sections=[{"heading": None, "id": "views", "link": None,
+                               "table": _table(("View", "What it lists", "Result"), index_rows)}], toc=[]))
+    return out
+
+
+def ontology_docs(pages: Pages, up: str) -> dict:
+    m, E = pages.m, pages.E
+    classes, properties, individuals = [], [], []
+    for iri in sorted((k for k in m.out if k.startswith(E) and k != E), key=lambda x: m.term_label(x).lower()):
+        types = set(m.types.get(iri, ()))
+        entry = {
+            "link": {"kind": "link" if m.page(iri) else "text", "label": capitalise(m.term_label(iri)),
+                     "href": up + m.page(iri) if m.page(iri) else None, "iri": iri},
+            "curie": m.prefixes.curie(iri) or iri, "anchor": local_name(iri),
+            "definition": m.literal(iri, SKOS + "definition", RDFS + "comment"),
+            "example": m.literal(iri, SKOS + "example"),
+        }
+        if types & {OWL + "Class", RDFS + "Class"}:
+            entry["supers"] = [pages.type_value(x, up) for x in m.objects(iri, RDFS + "subClassOf")]
+            entry["equivalents"] = [pages.type_value(x, up) for x in m.objects(iri, OWL + "equivalentClass")]
+            entry["requirements"] = requirements(m, iri, up, pages) or []
+            entry["instances"] = len(m.instances(iri))
+            classes.append(entry)
+        elif types & {OWL + "ObjectProperty", OWL + "DatatypeProperty", OWL + "AnnotationProperty", RDF + "Property"}:
+            entry["kind"] = ", ".join(sorted(humanise(local_name(t)) for t in types if t.startswith(OWL) or t == RDF + "Property"))
+            entry["supers"] = [pages.type_value(x, up) for x in m.objects(iri, RDFS + "subPropertyOf")]
+            entry["domain"] = [pages.type_value(x, up) for x in m.objects(iri, SCHEMA + "domainIncludes") + m.objects(iri, RDFS + "domain")]
+            entry["range"] = [pages.type_value(x, up) for x in m.objects(iri, SCHEMA + "rangeIncludes") + m.objects(iri, RDFS + "range")]
+            properties.append(entry)
+        else:
+            entry["types"] = [pages.type_value(x, up) for x in sorted(types)]
+            individuals.append(entry)
+    return {"classes": classes, "properties": properties, "individuals": individuals}
+
+
+def ontology_page(pages: Pages, path: str) -> dict:
+    up = "../" * path.count("/")
+    return _ctx("ontology.html", path, "Ontology", "def/index.html", iri=pages.m.project.ontology_iri,
+                rows=[], description=[], **ontology_docs(pages, up))
+
+
+__all__ = ["Model", "Pages", "SiteInput", "SiteStats", "render_site", "resource_dir", "rich_text", "safe_join", "script_json"]
