@@ -323,6 +323,13 @@ class _Client:
 
     def _http_error(self, code: int, headers, body: bytes, kind: str, shown: str, action: str,
                     attempt: int) -> EmkgError:
+        error = self._http_error_message(code, headers, body, kind, shown, action, attempt)
+        error.status = code  # type: ignore[attr-defined]
+        error.server_message = _server_message(body, headers)  # type: ignore[attr-defined]
+        return error
+
+    def _http_error_message(self, code: int, headers, body: bytes, kind: str, shown: str, action: str,
+                            attempt: int) -> EmkgError:
         config = self.config
         what = f"the {_describe_kind(kind)} {shown}"
         server = _server_message(body, headers)
@@ -681,6 +688,35 @@ def _batches(triples: Sequence[ox.Triple], size: int) -> Iterable[bytes]:
         yield ox.serialize(triples[start:start + size], format=ox.RdfFormat.N_TRIPLES)
 
 
+def _too_big(error: EmkgError) -> bool:
+    """A batch the server found too large: HTTP 413, or Virtuoso's limit on the SQL it compiles from it."""
+    status = getattr(error, "status", None)
+    message = getattr(error, "server_message", "") or ""
+    return status == 413 or (status in (400, 500) and bool(re.search(r"too (large|long|big)|has exceeded", message)))
+
+
+def _insert_data(config: EndpointConfig, client: _Client, staging: str, triples: Sequence[ox.Triple],
+                 size: int, shown: str) -> int:
+    """INSERT DATA in batches of ``size`` triples, halving the batch when the server finds it too big
+    (Virtuoso compiles INSERT DATA to SQL, capped at 10,000 lines: about 1,500 triples). Returns the size used."""
+    start = number = 0
+    while start < len(triples):
+        chunk = triples[start:start + size]
+        body = ox.serialize(chunk, format=ox.RdfFormat.N_TRIPLES).decode("utf-8")
+        try:
+            run_update(config, f"INSERT DATA {{ GRAPH <{staging}> {{\n{body}}} }}", client, "insert the triples")
+        except RemoteError as exc:
+            if size > 1 and _too_big(exc):
+                size = max(1, size // 2)
+                log.info("the server found a batch too big: %d triples per INSERT DATA from now on", size)
+                continue
+            raise
+        start += len(chunk)
+        number += 1
+        _say(f"inserted batch {number} for {shown} ({len(chunk)} triples)")
+    return size
+
+
 def _graph_counts(config: EndpointConfig, graphs: Sequence[str]) -> dict[str, int]:
     """Triples per named graph, in one GROUP BY query (graphs that do not exist count 0)."""
     if not graphs:
@@ -747,13 +783,12 @@ def push(project: Project, config: EndpointConfig, *, batch_size: int = 5000,
     try:
         for destination, staging, triples in plan:
             shown = f"<{destination}>" if destination else "the default graph"
-            for number, body in enumerate(_batches(triples, batch_size)):
-                if config.store_url:
+            if config.store_url:
+                for number, body in enumerate(_batches(triples, batch_size)):
                     store_upload(config, staging, body, replace=number == 0, client=client)
-                else:
-                    update = f"INSERT DATA {{ GRAPH <{staging}> {{\n{body.decode('utf-8')}}} }}"
-                    run_update(config, update, client, "insert the triples")
-                _say(f"staged batch {number + 1} for {shown} ({len(body)} bytes)")
+                    _say(f"stored batch {number + 1} for {shown} ({len(body)} bytes)")
+            else:
+                batch_size = _insert_data(config, client, staging, triples, batch_size, shown)
         staged = _graph_counts(config, stagings)
         for destination, staging, triples in plan:
             if staged.get(staging, 0) != len(triples):
