@@ -731,8 +731,10 @@ def test_people(real):
 
 def test_events(real):
     rows = rows_of(real, "events")
-    conference = one(rows, date="2018-04-20")
-    assert "Regional Workforce Development Conference" in conference["name"]
+    conference = one(rows, event=ID + "event/third-east-midlands-regional-workforce-development-conference")
+    assert conference["name"] == "East Midlands Regional Workforce Development Conference"
+    assert conference["date"] == "2018-04-20"
+    assert [r["event"] for r in rows if r["participants"]] == [conference["event"]]
     assert int(conference["participants"]) == 90
     assert conference["host"] == ID + "person/lesley-hagger"
     assert one(rows, event=ID + "event/featured-event-2018-11-14")["date"].startswith("2018-11-14T10:00")
