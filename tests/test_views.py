@@ -763,6 +763,11 @@ def test_authority_involvement(real):
     assert one(rows, involvement="mentioned")["thing"] == ID + "section/2018-06-workforce-development-conference"
     everyone = rows_of(real, "authority-involvement")
     assert {r["authority"] for r in everyone} >= {ID + "authority/leeds", ID + "authority/northamptonshire-county-council"}
+    # "All nine LAs in the region have pooled the DWP grant for parental conflict" (September 2019)
+    pooled = {r["authority"] for r in everyone
+              if r["involvement"] == "involved in" and r["thing"] == ID + "programme/parental-conflict"}
+    assert pooled == set(column(rows_of(real, "upper-tier-authorities", date="2019-09-01"), "authority"))
+    assert {r["update"] for r in everyone if r["thing"] == ID + "programme/parental-conflict"} == {ID + "update/2019-09"}
 
 
 # --- lists and glossary --------------------------------------------------------------------------------------
