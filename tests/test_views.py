@@ -254,6 +254,7 @@ def test_iri_param_forms(tiny, tiny_store, given_value, expected):
     ("i", "http://example.org/{x}", "'i'"),
     ("i", "", "'i'"),
     ("i", "x\" } ; DROP ALL ; { \"", "'i'"),
+    ("i", "aera:derbyshire", "unknown prefix 'aera'"),
     ("d", "2019-02-30", "'d'"),
     ("d", "2019-9-1", "'d'"),
     ("d", "yesterday", "'d'"),

@@ -301,6 +301,8 @@ def where_brace(text: str) -> int:
 _IRI_FORBIDDEN = re.compile(r'[\x00-\x20<>"{}|^`\\]')
 _ABSOLUTE_IRI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _PREFIXED = re.compile(r"^(?P<prefix>[A-Za-z][A-Za-z0-9_-]*)?:(?P<local>[A-Za-z0-9_][A-Za-z0-9_.-]*)?$")
+# schemes whose IRIs have no '//' (anything else written 'x:y' is taken for a prefixed name)
+_OPAQUE_SCHEMES = frozenset({"urn", "mailto", "tag", "data", "info", "tel", "geo", "doi", "isbn"})
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _DATE = re.compile(r"^(?P<y>-?[0-9]{4,})-(?P<m>[0-9]{2})-(?P<d>[0-9]{2})(?P<tz>Z|[+-](?:(?:0[0-9]|1[0-3]):[0-5][0-9]|14:00))?$")
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
@@ -362,6 +364,10 @@ def _resolve_iri(view: View, param: Param, value: str, where: str) -> str:
     if prefixed and (prefixed.group("prefix") or "") in prefixes:
         iri = prefixes[prefixed.group("prefix") or ""] + (prefixed.group("local") or "")
     elif _ABSOLUTE_IRI.match(value):
+        scheme, rest = value.split(":", 1)
+        if not rest.startswith("/") and scheme.lower() not in _OPAQUE_SCHEMES:
+            known = ", ".join(sorted(prefixes))
+            raise UsageError(f"{where}: unknown prefix {scheme!r} in {value!r}; the prefixes are {known}")
         iri = value
     elif _SLUG.match(value):
         namespace = _slug_namespace(view, param)
