@@ -132,7 +132,10 @@ class EndpointConfig:
                 user = url_user
             if url_password and not password:
                 password = url_password
-        auth = (getattr(args, "auth", None) or env.get(ENV_AUTH) or "basic").lower()
+        auth = getattr(args, "auth", None)
+        if auth in (None, "", "basic") and env.get(ENV_AUTH):  # "basic" is also the flag's default
+            auth = env[ENV_AUTH]
+        auth = (auth or "basic").strip().lower()
         if auth not in ("basic", "digest"):
             raise UsageError(f"--auth must be basic or digest, not {auth!r}")
         timeout = getattr(args, "timeout", None)
