@@ -28,7 +28,7 @@ from conftest_servers import fresh_oxigraph, oxigraph_server, virtuoso_server  #
 from servers import FixedStatusServer, closed_port
 
 from emkg import endpoint
-from emkg.endpoint import EndpointConfig, Payload, push, run_remote
+from emkg.endpoint import EndpointConfig, push, run_remote
 from emkg.errors import RemoteError, UsageError
 from emkg.load import load_graph
 from emkg.project import open_project
@@ -419,8 +419,9 @@ def test_json_results_from_other_engines_become_the_same_terms():
 
 # --- serve -----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("built", [False, True], ids=["sources", "built"])
-def test_serve_answers_then_stops_cleanly_on_ctrl_c(tiny, tmp_path, built):
+@pytest.mark.parametrize(("built", "stop"), [(False, signal.SIGINT), (True, signal.SIGTERM)],
+                         ids=["sources-ctrl-c", "built-sigterm"])
+def test_serve_answers_then_stops_cleanly(tiny, tmp_path, built, stop):
     if built:
         (tiny / "public").mkdir()
         (tiny / "public" / "emkg.ttl").write_text(TINY_DATA, encoding="utf-8")
@@ -448,7 +449,7 @@ def test_serve_answers_then_stops_cleanly_on_ctrl_c(tiny, tmp_path, built):
         view = bind_params(next(v for v in list_views(open_project(tiny)) if v.name == "tiny"), {})
         local = run_local(load_graph(open_project(tiny)).store, view)
         assert rows_as_text(run_remote(config, view)) == rows_as_text(local)
-        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        proc.send_signal(stop)  # Ctrl-C, or kill
         out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:

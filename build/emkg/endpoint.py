@@ -944,6 +944,9 @@ def run_serve(project: Project, args: Any) -> int:
         log.info("server data in %s (removed on exit)", folder)
         if built.is_file():
             data_file, shown = built, project.relative(built)
+            if max((p.stat().st_mtime for p in project.graph_files()), default=0.0) > built.stat().st_mtime:
+                log.warning("%s is older than the sources: serving it as built (run 'emkg build' to refresh it)",
+                            shown)
         else:
             from .load import load_graph
 
