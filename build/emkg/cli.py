@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="bind a declared parameter")
     query.add_argument("--format", choices=("table", "csv", "tsv", "json"), default="table")
     _endpoint_options(query, update=False)
+    query.add_argument("--graph", help="named graph to query (sent as default-graph-uri; env EMKG_GRAPH)")
 
     build = commands.add_parser("build", help="validate, then publish dumps, views and the site")
     build.add_argument("--out", type=Path, help="output folder (default: public/)")
