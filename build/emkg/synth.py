@@ -190,36 +190,46 @@ class Plan:
     sections_per_update: int
 
     @staticmethod
-    def for_size(triples: int) -> Plan:
+    def for_size(triples: int, fixed: int = 0) -> Plan:
+        """The plan for a graph of about ``triples`` triples, ``fixed`` of which (the ontology) are not ours."""
         n = max(int(triples), 500)
         f = min(1.0, n / 100_000)  # the fixed geography reaches full national size at 100k triples
 
         def scaled(full: int, minimum: int = 1) -> int:
             return max(minimum, round(full * f))
 
-        def share(fraction: float, per_item: float, minimum: int) -> int:
-            return max(minimum, int(n * fraction / per_item))
+        counties, districts, unitaries = scaled(5), scaled(5), scaled(5)
+        parks = 3 if f >= 0.5 else 1
+        schemes, per_scheme = max(2, min(60, n // 4000)), max(3, min(12, n // 20000 + 3))
+        authorities = 9 * (counties * (1 + districts) + unitaries) + parks
+        geography = authorities * 14 + 9 * (1 + counties) * 5.5 + 9 * 8 + 100
+        concepts = schemes * (6 + per_scheme * 11)
+        rest = max(0.0, n - fixed - geography - concepts)
 
+        def share(fraction: float, per_item: float, minimum: int) -> int:
+            return max(minimum, int(rest * fraction / per_item))
+
+        # per-item costs (triples) measured on generated trees; a section's includes its source section,
+        # its mentions, half a quantity and the glossary's and programmes' links back to it
+        sections = share(0.768, 30.6, 8)
         updates = max(4, min(400, round(n / 6250)))
-        # the rest of the budget after the rest of the graph is the updates': about 36 triples a section
-        sections = share(0.66, 36.0, 8)
         return Plan(
             triples=n,
             regions=9,
-            counties_per_region=scaled(5),
-            districts_per_county=scaled(5),
-            unitaries_per_region=scaled(5),
-            park_authorities=3 if f >= 0.5 else 1,
-            organisations=share(0.010, 9.0, 6),
-            groups=share(0.012, 9.0, 6),
+            counties_per_region=counties,
+            districts_per_county=districts,
+            unitaries_per_region=unitaries,
+            park_authorities=parks,
+            organisations=share(0.010, 7.4, 6),
+            groups=share(0.012, 8.0, 6),
             roles=max(4, min(40, n // 2500)),
-            people=share(0.075, 21.0, 6),
-            programmes=share(0.045, 16.0, 6),
-            events=share(0.035, 20.0, 4),
-            publications=share(0.025, 9.0, 4),
-            schemes=max(2, min(60, n // 4000)),
-            concepts_per_scheme=max(3, min(12, n // 20000 + 3)),
-            glossary_terms=share(0.015, 12.0, 6),
+            people=share(0.080, 11.8, 6),
+            programmes=share(0.050, 17.8, 6),
+            events=share(0.040, 18.5, 4),
+            publications=share(0.025, 7.4, 4),
+            schemes=schemes,
+            concepts_per_scheme=per_scheme,
+            glossary_terms=share(0.015, 10.0, 6),
             updates=updates,
             sections_per_update=max(3, math.ceil(sections / updates)),
         )
@@ -440,11 +450,16 @@ class Generator:
 
     def make_people(self) -> None:
         plan = self.plan
-        blocks = []
+        scheme = Block("scheme:roles", "skos:ConceptScheme")
+        scheme.add("rdfs:label", lit("Synthetic roles")).add("skos:prefLabel", lit("Synthetic roles"))
+        scheme.add("prov:wasDerivedFrom", "source:synthetic-directory-people")
+        blocks = [scheme]
         for i in range(1, plan.roles + 1):
             b = Block(f"role:synthetic-role-{i:02d}", "org:Role", "skos:Concept")
             b.add("rdfs:label", lit(f"synthetic role {i}")).add("skos:prefLabel", lit(f"synthetic role {i}"))
+            b.add("skos:inScheme", scheme.subject).add("skos:topConceptOf", scheme.subject)
             b.add("prov:wasDerivedFrom", "source:synthetic-directory-people")
+            scheme.add("skos:hasTopConcept", b.subject)
             blocks.append(b)
             self.roles.append(b.subject)
         employers = self.authorities + self.organisations + self.groups
@@ -794,10 +809,23 @@ def _copy_tree(src: Path, dst: Path, patterns: Iterable[str]) -> list[str]:
     return copied
 
 
+def _count_triples(folder: Path) -> int:
+    """Triples in the Turtle files of a folder (the ontology, copied into every tree)."""
+    import pyoxigraph as ox
+
+    total = 0
+    for path in sorted(folder.rglob("*.ttl")) if folder.is_dir() else []:
+        try:
+            total += sum(1 for _ in ox.parse(path=str(path), format=ox.RdfFormat.TURTLE))
+        except (SyntaxError, OSError, ValueError):
+            continue
+    return total
+
+
 def generate_tree(project: Project, out: Path, triples: int, faults: int = 0, seed: int = 1) -> dict:
     """Write a synthetic project tree at ``out`` (replacing its data/); return the manifest."""
     out = Path(out)
-    plan = Plan.for_size(triples)
+    plan = Plan.for_size(triples, fixed=_count_triples(project.ontology_dir))
     gen = Generator(plan, seed=seed, faults=faults)
     gen.run()
     out.mkdir(parents=True, exist_ok=True)
