@@ -249,6 +249,25 @@ def run_build(project: Project, args) -> int:
         print(render_report(report, "text"))
         return report.exit_code()
 
+    summary = publish(project, out, graph, shapes, report, site=not getattr(args, "no_site", False),
+                      jobs=jobs, progress=progress, started=started)
+    warnings = report.warnings
+    progress.done(summary.text(shown) + (f"; {warnings} validation warning{'s' if warnings != 1 else ''} (see quality/)"
+                                         if warnings and summary.pages else ""))
+    return EXIT_OK
+
+
+def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = True, jobs: int = 0,
+            progress: Progress | None = None, started: float | None = None) -> BuildSummary:
+    """Write dumps, views and (``site``) the site for a validated graph into ``out``, atomically.
+
+    ``out`` must have passed :func:`check_output`. The caller decides whether ``report`` allows
+    publishing (``run_build`` refuses any non-conforming report).
+    """
+    from . import dumps as dumps_mod
+
+    started = time.monotonic() if started is None else started
+    progress = progress or Progress()
     date = dumps_mod.source_date(project)
     endpoint = os.environ.get(ENDPOINT_ENV, "").strip() or None
     _clean_leftovers(out)
@@ -258,7 +277,7 @@ def run_build(project: Project, args) -> int:
     try:
         tmp.mkdir()
     except OSError as exc:
-        raise UsageError(f"{shown}: cannot create a temporary folder beside it: {exc.strerror or exc}") from None
+        raise UsageError(f"{out}: cannot create a temporary folder beside it: {exc.strerror or exc}") from None
 
     previous = signal.getsignal(signal.SIGTERM)
     try:
@@ -273,17 +292,18 @@ def run_build(project: Project, args) -> int:
         progress.step("running the stored views")
         views = run_views(project, graph.store, tmp / "views")
         pages = 0
-        if not getattr(args, "no_site", False):
+        if site:
+            import pyoxigraph as ox
+
             from .site import render_site
 
             progress.step("rendering the site")
-            store = graph.store
-            import pyoxigraph as ox
-
+            store = ox.Store()
+            store.bulk_extend(graph.store.quads_for_pattern(None, None, None, ox.DefaultGraph()))
             store.bulk_extend(ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph()) for t in description.triples)
             stats = render_site(project, graph, report, views, tmp, shapes=shapes, dumps=written,
                                 description=description, date=date, endpoint=endpoint, jobs=jobs,
-                                progress=progress.tick)
+                                progress=progress.tick, store=store)
             pages = stats.pages
         progress.step("swapping the new output into place")
         _swap(tmp, out)
@@ -293,12 +313,8 @@ def run_build(project: Project, args) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-
-    summary = BuildSummary(out, description.total_triples, len([d for d in written if d.triples]),
-                           len(views), pages, time.monotonic() - started)
-    warnings = report.warnings
-    progress.done(summary.text(shown) + (f"; {warnings} validation warning{'s' if warnings != 1 else ''} (see quality/)" if warnings else ""))
-    return EXIT_OK
+    return BuildSummary(out, description.total_triples, len([d for d in written if d.triples]),
+                        len(views), pages, time.monotonic() - started)
 
 
 def _shown(project: Project, path: Path) -> str:
@@ -306,4 +322,4 @@ def _shown(project: Project, path: Path) -> str:
     return text + "/" if not text.endswith("/") else text
 
 
-__all__ = ["BuildSummary", "MARKER", "Progress", "check_output", "run_build", "run_views"]
+__all__ = ["BuildSummary", "MARKER", "Progress", "check_output", "publish", "run_build", "run_views"]

@@ -546,7 +546,7 @@ class Pages:
         self.m = model
         self.E = model.E
         self.glossary = self._glossary()
-        self.counties_cache: dict | None = None
+        self.here: str | None = None  # the label of the page being built (no "(context)" that repeats it)
 
     # -- links
     def link(self, iri: str, up: str, with_type: bool = False) -> dict:
@@ -558,7 +558,7 @@ class Pages:
         if with_type:
             item["type"] = m.type_label(iri)
         ctx = m.context_label(iri)
-        if ctx:
+        if ctx and ctx != self.here:
             item["context"] = ctx
         return item
 
@@ -680,39 +680,69 @@ class Pages:
         programmes: dict[str, set[str]] = defaultdict(set)
         events: dict[str, set[str]] = defaultdict(set)
         pubs: dict[str, set[str]] = defaultdict(set)
-        for subj, p in m.inc.get(s, ()):
-            if p in INCOMING_SKIP or p == RDF_TYPE:
-                continue
-            if m.is_a(subj, self.E + "UpdateSection"):
-                for upd in m.objects(subj, DCTERMS + "isPartOf"):
-                    updates[upd].append(subj)
-            elif m.is_a(subj, self.E + "RegionalUpdate"):
-                updates.setdefault(subj, [])
-            elif m.is_a(subj, self.E + "Programme"):
-                programmes[subj].add(p)
-            elif m.is_a(subj, self.E + "Event"):
-                events[subj].add(p)
-            elif m.is_a(subj, self.E + "Publication"):
-                pubs[subj].add(p)
+        via: dict[str, set[str]] = defaultdict(set)  # involved thing -> the related resources it reaches us by
+        for related in self.related(s):
+            for subj, p in m.inc.get(related, ()):
+                if p in INCOMING_SKIP or p == RDF_TYPE or subj == s:
+                    continue
+                if related != s:
+                    via[subj].add(related)
+                if m.is_a(subj, self.E + "UpdateSection"):
+                    for upd in m.objects(subj, DCTERMS + "isPartOf"):
+                        updates[upd].append(subj)
+                elif m.is_a(subj, self.E + "RegionalUpdate"):
+                    updates.setdefault(subj, [])
+                elif m.is_a(subj, self.E + "Programme"):
+                    programmes[subj].add(p)
+                elif m.is_a(subj, self.E + "Event"):
+                    events[subj].add(p)
+                elif m.is_a(subj, self.E + "Publication"):
+                    pubs[subj].add(p)
         if updates:
             items = []
             for upd in sorted(updates, key=lambda u: (m.date_of(u), u)):
                 items.append({"link": self.link(upd, up), "date": self._date_label(upd),
-                              "parts": [self.link(sec, up) for sec in sorted(set(updates[upd]), key=self._position)]})
+                              "parts": [dict(self.link(sec, up), context=None, label=m.literal(sec, DCTERMS + "title") or m.label(sec))
+                                        for sec in sorted(set(updates[upd]), key=self._position)]})
             groups.append({"title": "Updates", "items": items})
         for title, found in (("Programmes", programmes), ("Events", events), ("Publications", pubs)):
             if found:
                 items = [{"link": self.link(x, up), "date": self._date_label(x) if title != "Programmes" else "",
-                          "how": ", ".join(sorted(m.term_label(p) for p in found[x]))}
+                          "how": ", ".join(sorted(m.term_label(p) for p in found[x]))
+                          + ("; via " + ", ".join(sorted(m.label(r) for r in via[x])) if via.get(x) else "")}
                          for x in sorted(found, key=lambda x: m.label(x).lower())]
                 groups.append({"title": title, "items": items})
         return groups
 
+    def related(self, s: str) -> list[str]:
+        """``s``, its sub-organisations (transitively), the posts in them and the posts' holders:
+        what involves any of these involves ``s``."""
+        m = self.m
+        orgs = [s]
+        seen = {s}
+        for org in orgs:
+            for sub in m.subjects(ORG + "subOrganizationOf", org):
+                if sub not in seen:
+                    seen.add(sub)
+                    orgs.append(sub)
+        out = list(orgs)
+        for org in orgs:
+            for post in m.subjects(ORG + "postIn", org):
+                if post not in seen:
+                    seen.add(post)
+                    out.append(post)
+                for holder in m.subjects(ORG + "holds", post):
+                    if holder not in seen:
+                        seen.add(holder)
+                        out.append(holder)
+        return out
+
     def incoming(self, s: str, up: str, exclude_involvement: bool) -> list[dict]:
         m = self.m
         grouped: dict[str, set[str]] = defaultdict(set)
+        linked = {o.value for objs in m.out.get(s, {}).values() for o in objs if isinstance(o, ox.NamedNode)}
         for subj, p in m.inc.get(s, ()):
-            if p in INCOMING_SKIP:
+            if p in INCOMING_SKIP or subj in linked:  # already shown among its properties
                 continue
             if exclude_involvement and any(m.is_a(subj, self.E + c) for c in
                                            ("UpdateSection", "RegionalUpdate", "Programme", "Event", "Publication")):
@@ -805,7 +835,7 @@ class Pages:
         m = self.m
         path = m.paths[s]
         up = "../" * path.count("/")
-        folder_up = up  # files beside: index.ttl in the same folder
+        self.here = m.label(s)
         description = []
         for p in DESCRIPTION_PROPERTIES + (self.E + "purpose",):
             for text in m.literals(s, p):
@@ -825,7 +855,6 @@ class Pages:
             "sections": [],
             "requirements": None,
         }
-        del folder_up
         is_involved = any(m.is_a(s, self.E + c) for c in ("Organisation",)) or m.is_a(s, ORG + "Organization") \
             or m.is_a(s, FOAF + "Person") or m.is_a(s, self.E + "Area") or m.is_a(s, FOAF + "Agent")
         ctx["involvement"] = self.involvement(s, up) if is_involved else []
@@ -875,25 +904,42 @@ def _rdf_list(shapes: ox.Store, node) -> list:
 
 
 def requirements(m: Model, cls: str, up: str, pages: Pages) -> list[dict] | None:
-    """What the shapes require of instances of ``cls``: one row per property constraint."""
+    """What the shapes require of instances of ``cls`` (its own shapes, then those of its
+    superclasses, which apply to its instances too): one row per property constraint."""
     shapes = m.data.shapes
     if shapes is None:
         return None
-    node_shapes = {q.subject for q in shapes.quads_for_pattern(None, ox.NamedNode(SH + "targetClass"), ox.NamedNode(cls), None)}
-    if (ox.Quad(ox.NamedNode(cls), ox.NamedNode(RDF_TYPE), ox.NamedNode(SH + "NodeShape"), ox.DefaultGraph()) in shapes):
-        node_shapes.add(ox.NamedNode(cls))
     rows = []
-    for shape in sorted(node_shapes, key=str):
-        for prop in sorted(_shape_values(shapes, shape, SH + "property"), key=str):
-            rows.append(_property_requirement(m, shapes, prop, up, pages))
-        for msg in _shape_values(shapes, shape, SH + "message"):
-            if isinstance(msg, ox.Literal) and not _shape_values(shapes, shape, SH + "property"):
-                rows.append({"property": None, "rule": msg.value, "severity": _severity(shapes, shape), "note": ""})
-        for sparql in _shape_values(shapes, shape, SH + "sparql"):
-            for msg in _shape_values(shapes, sparql, SH + "message"):
-                if isinstance(msg, ox.Literal):
-                    rows.append({"property": None, "rule": msg.value, "severity": _severity(shapes, shape), "note": "checked by a query"})
-    return rows
+    for target in sorted(m.superclasses(cls), key=lambda c: (c != cls, m.term_label(c).lower(), c)):
+        node_shapes = {q.subject for q in shapes.quads_for_pattern(None, ox.NamedNode(SH + "targetClass"), ox.NamedNode(target), None)}
+        if ox.Quad(ox.NamedNode(target), ox.NamedNode(RDF_TYPE), ox.NamedNode(SH + "NodeShape"), ox.DefaultGraph()) in shapes:
+            node_shapes.add(ox.NamedNode(target))
+        inherited = None if target == cls else capitalise(m.term_label(target))
+        found = []
+        for shape in node_shapes:
+            for prop in _shape_values(shapes, shape, SH + "property"):
+                found.append(_property_requirement(m, shapes, prop, up, pages))
+            if not _shape_values(shapes, shape, SH + "property"):
+                for msg in _shape_values(shapes, shape, SH + "message"):
+                    if isinstance(msg, ox.Literal):
+                        found.append({"property": None, "rule": msg.value, "severity": _severity(shapes, shape), "note": ""})
+            for sparql in _shape_values(shapes, shape, SH + "sparql"):
+                for msg in _shape_values(shapes, sparql, SH + "message"):
+                    if isinstance(msg, ox.Literal):
+                        found.append({"property": None, "rule": msg.value, "severity": _severity(shapes, shape),
+                                      "note": "checked by a query"})
+        for row in found:
+            row["inherited"] = inherited
+        found.sort(key=lambda r: (r["property"] is None, (r["property"] or {}).get("label", "").lower(), r["rule"], r["note"]))
+        rows.extend(found)
+    unique = []
+    seen = set()
+    for row in rows:
+        key = (json.dumps(row["property"], sort_keys=True), row["rule"], row["note"])
+        if key not in seen:
+            seen.add(key)
+            unique.append(row)
+    return unique
 
 
 def _severity(shapes: ox.Store, node) -> str:
@@ -980,9 +1026,13 @@ def _property_requirement(m: Model, shapes: ox.Store, prop, up: str, pages: Page
     if one("uniqueLang") is not None:
         kinds.append("one per language")
     verb = {"must": "Must have", "should": "Should have", "may": "May have"}[severity]
-    rule = f"{verb} {count} {label[:1].lower() + label[1:]}"
-    if count == "any number" and severity == "must":
-        rule = f"{label} (if given)"
+    name = label[:1].lower() + label[1:] if label[1:2].islower() else label
+    if lo_n:
+        rule = f"{verb} {count} {name}"
+    elif hi_n is not None:
+        rule = f"At most {hi_n} {name}" if hi_n else f"No {name}"
+    else:
+        rule = f"{label} (where given)"
     if kinds:
         rule += ": " + "; ".join(kinds)
     message = one("message")
@@ -1316,7 +1366,7 @@ def updates_page(pages: Pages) -> dict:
         date = m.date_of(u)
         sections = []
         for sec in sorted(m.objects(u, SCHEMA + "hasPart") or m.subjects(DCTERMS + "isPartOf", u), key=pages._position):
-            sections.append({"link": pages.link(sec, up),
+            sections.append({"link": dict(pages.link(sec, up), label=m.literal(sec, DCTERMS + "title") or m.label(sec)),
                              "programmes": [pages.link(x, up) for x in m.objects(sec, E + "reportsOn")]})
         years[date[:4] or "Undated"].append({
             "link": pages.link(u, up), "date": pages._date_label(u), "machine": date,
