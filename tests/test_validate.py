@@ -34,6 +34,7 @@ from emkg.validate import (
     validate_loaded,
 )
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "data"
 VALID = sorted((FIXTURES / "valid").glob("*.ttl"))
 INVALID = sorted((FIXTURES / "invalid").glob("*.ttl"))
@@ -203,8 +204,21 @@ def haystack(item: dict) -> str:
     return " ".join(str(item.get(f) or "") for f in fields).lower()
 
 
+_REAL_RUNS: dict[tuple, tuple[int, str, str]] = {}
+
+
+def run_validate_cached(run_emkg, root: Path, *args) -> tuple[int, str, str]:
+    """``emkg validate`` output; runs on the real project (which tests do not change) are reused."""
+    if root != REPO_ROOT:
+        return run_emkg("validate", *args, root=root)
+    key = tuple(str(a) for a in args)
+    if key not in _REAL_RUNS:
+        _REAL_RUNS[key] = run_emkg("validate", *args, root=root)
+    return _REAL_RUNS[key]
+
+
 def validate_json(run_emkg, root: Path, *args) -> tuple[int, dict, str]:
-    code, out, err = run_emkg("validate", "--format", "json", *args, root=root)
+    code, out, err = run_validate_cached(run_emkg, root, "--format", "json", *args)
     assert "Traceback" not in out + err
     return code, json.loads(out), err
 
@@ -234,7 +248,7 @@ def test_invalid_fixture_is_refused_at_the_marked_line(any_project: Path, run_em
 
 @pytest.mark.parametrize("fixture", INVALID, ids=[p.stem for p in INVALID])
 def test_invalid_fixture_text_report_points_at_the_line(any_project: Path, run_emkg, fixture: Path) -> None:
-    code, out, err = run_emkg("validate", fixture, root=any_project)
+    code, out, err = run_validate_cached(run_emkg, any_project, fixture)
     assert code == 1
     assert "Traceback" not in out + err
     name = rel(any_project, fixture)
@@ -268,9 +282,10 @@ def test_valid_fixtures_together_conform_in_the_mini_project(mini: Path, run_emk
 def test_real_project_conforms(repo_root: Path, run_emkg) -> None:
     if not real_project_ready(repo_root):
         pytest.skip("the real project has no shapes or data yet")
-    code, out, err = run_emkg("validate", root=repo_root)
+    code, out, err = run_validate_cached(run_emkg, repo_root)
     assert "Traceback" not in out + err
     assert code == 0, out
+    assert re.match(r"^(conforms: |0 violations, )", out.splitlines()[-1]), out
 
 
 # --- the mini project: behaviour ----------------------------------------------------------------------
@@ -603,3 +618,21 @@ def test_located_file_list_is_project_relative(mini: Path) -> None:
     names = [f.name for f in graph.files]
     assert "data/core.ttl" in names
     assert str(FIXTURES / "valid" / "authority.ttl") in names
+
+
+def test_sparql_constraints_are_parsed_once(make_project, monkeypatch) -> None:
+    """pySHACL runs a SPARQL constraint per focus node; the engine parses its text once."""
+    import rdflib.plugins.sparql.processor as processor
+
+    many = PREFIXES + "".join(
+        f'authority:a{i} a emkg:UnitaryAuthority ; rdfs:label "A"@en ; emkg:gssCode "E0610{i:04d}" .\n' for i in range(40)
+    )
+    root = make_project(mini_files(**{"data/many.ttl": many}))
+    project = open_project(root)
+    graph, shapes = load_graph(project), load_shapes(project)
+    calls = []
+    original = processor.parseQuery
+    monkeypatch.setattr(processor, "parseQuery", lambda *a, **k: calls.append(1) or original(*a, **k))
+    report = validate_loaded(project, graph, shapes, qc=False)
+    assert report.conforms(strict=True)
+    assert len(calls) <= 2
