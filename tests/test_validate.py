@@ -313,7 +313,7 @@ def test_syntax_errors_of_every_file_are_reported_and_shacl_is_skipped(make_proj
     assert re.match(r"^data/a\.ttl:19:\d+: error: ", errors[0])
     assert re.match(r"^data/b\.ttl:20:\d+: error: ", errors[1])
     assert re.match(r"^extra\.ttl:2:\d+: error: .*nope", errors[2])
-    assert "not run" in out
+    assert "SHACL and QC checks skipped" in out
     assert "violation" not in out
     assert lines[-1].startswith("3 syntax errors in 3 files")
 
@@ -404,10 +404,18 @@ def test_qc_syntax_error_is_a_project_error(make_project, run_emkg) -> None:
     root = make_project(mini_files(**{"queries/qc/broken.rq": QC_BROKEN}))
     code, out, err = run_emkg("validate", root=root)
     assert code == 2
-    assert re.search(r"^queries/qc/broken\.rq:6: error: SPARQL syntax error", out, re.M), out
+    assert re.search(r"^queries/qc/broken\.rq:5: error: SPARQL syntax error .*FILTER", out, re.M), out
     assert "Traceback" not in out + err
     code, _out, _ = run_emkg("validate", "--no-qc", root=root)
     assert code == 0
+
+
+def test_qc_undefined_prefix_points_at_its_use(make_project, run_emkg) -> None:
+    text = "# title: t\nSELECT ?entity WHERE {\n  ?entity a ?t .\n  FILTER (?t = nope:x)\n}\n"
+    root = make_project(mini_files(**{"queries/qc/prefix.rq": text}))
+    code, out, _ = run_emkg("validate", root=root)
+    assert code == 2
+    assert "queries/qc/prefix.rq:4: error: SPARQL syntax error (column 16): undefined prefix 'nope:'" in out
 
 
 @pytest.mark.parametrize(("text", "words"), [
@@ -478,6 +486,8 @@ authority:b a emkg:CountyCouncil ;
     assert violation["component"] == "NodeKind"
     warning = by_severity["warning"]
     assert warning["source"] == "queries/qc/labels.rq"
+    assert warning["message"] == "Labels must have a language tag"
+    assert warning["help"] == "rdfs:label values are language-tagged (@en)."
     summary = doc["summary"]
     assert summary["violations"] == 1 and summary["warnings"] == 1
     assert summary["shapes"] == 8 and summary["checks"] == 1

@@ -62,6 +62,7 @@ class Result:
     path_text: str | None = None
     focus_text: str | None = None
     value_text: str | None = None
+    help: str | None = None  # how to fix it, at more length (a QC query's description)
 
     @property
     def file(self) -> str | None:
@@ -695,16 +696,62 @@ def _clamp_position(text: str, line: int, col: int) -> tuple[int, int]:
     return line, last - (text.rfind("\n", 0, last) + 1) + 1
 
 
+def sparql_error_position(text: str, message: str) -> tuple[int, int, str]:
+    """Where a query's syntax error is, and what it is.
+
+    pyoxigraph says 'error at L:C: expected one of ...' at the furthest point it read (often the
+    end of the query); rdflib's parser, asked as a second opinion, names the construct that starts
+    the failure, and its algebra names undefined prefixes.
+    """
+    first = message.strip().splitlines()[0] if message.strip() else "syntax error"
+    match = _QUERY_POSITION.match(first)
+    line, col = (int(match.group(1)), int(match.group(2))) if match else (1, 1)
+    detail = first[match.end():] if match else first
+    if len(detail) > 160:
+        detail = detail[: detail.rfind(",", 0, 150)] + ", ..."
+    try:
+        from pyparsing import ParseException
+        from rdflib.plugins.sparql.algebra import translateQuery
+        from rdflib.plugins.sparql.parser import parseQuery
+    except ImportError:  # pragma: no cover - rdflib is a dependency
+        return (*_clamp_position(text, line, col), detail)
+    try:
+        parsed = parseQuery(text)
+    except ParseException as exc:
+        found = re.search(r"found '([^']*)'", str(exc))
+        if (exc.lineno, exc.col) < (line, col):
+            return exc.lineno, exc.col, f"unexpected {found.group(1)!r}" if found else detail
+        return (*_clamp_position(text, line, col), detail)
+    except Exception:  # noqa: BLE001 - only a second opinion
+        return (*_clamp_position(text, line, col), detail)
+    try:
+        translateQuery(parsed)
+    except Exception as exc:  # noqa: BLE001 - rdflib raises a bare Exception for unknown prefixes
+        prefix = re.search(r"Unknown namespace prefix : (\S*)", str(exc))
+        if prefix:
+            where = _find_token(text, prefix.group(1) + ":")
+            if where is not None:
+                return where[0], where[1], f"undefined prefix '{prefix.group(1)}:'; declare it with PREFIX"
+    return (*_clamp_position(text, line, col), detail)
+
+
+def _find_token(text: str, token: str) -> tuple[int, int] | None:
+    """The first place ``token`` starts a word outside comments (1-based line, column)."""
+    pattern = re.compile(rf"(?<![\w:-]){re.escape(token)}")
+    for number, line in enumerate(text.splitlines(), 1):
+        code = line.split("#", 1)[0] if not line.lstrip().startswith("#") else ""
+        hit = pattern.search(code)
+        if hit:
+            return number, hit.start() + 1
+    return None
+
+
 def run_qc(check: QcCheck, graph: LoadedGraph, locator: Locator, short: Shortener) -> tuple[list[Result], ProjectProblem | None]:
     """Run one QC query: every row is a problem about ``?entity ?property ?value``."""
     try:
         solutions = graph.store.query(check.text)
     except SyntaxError as exc:
-        message = str(exc.msg if getattr(exc, "msg", None) else exc)
-        match = _QUERY_POSITION.match(message)
-        line, col = (int(match.group(1)), int(match.group(2))) if match else (1, 1)
-        line, col = _clamp_position(check.text, line, col)
-        detail = message[match.end():] if match else message
+        line, col, detail = sparql_error_position(check.text, str(exc.msg if getattr(exc, "msg", None) else exc))
         return [], ProjectProblem(Location(check.name, line, col), f"SPARQL syntax error (column {col}): {detail}")
     except (OSError, ValueError, RuntimeError) as exc:
         return [], ProjectProblem(Location(check.name, 1), f"the QC query failed: {exc}")
@@ -726,6 +773,7 @@ def run_qc(check: QcCheck, graph: LoadedGraph, locator: Locator, short: Shortene
                 severity=check.severity, message=" ".join(message.split()), focus=focus, path=path, value=value,
                 source=check.name, component="qc", location=locator.locate(focus, path, value),
                 path_text=short.term(prop), focus_text=short.term(focus), value_text=short.term(value),
+                help=check.description or None,
             ))
     except (OSError, ValueError, RuntimeError) as exc:
         return results, ProjectProblem(Location(check.name, 1), f"the QC query failed: {exc}")
@@ -789,8 +837,6 @@ def render_report(report: Report, fmt: str = "text", strict: bool = False) -> st
     if fmt != "text":
         raise UsageError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     lines = [str(p) for p in report.problems]
-    if report.problems:
-        lines.append("note: SHACL shapes and QC queries were not run: fix the syntax errors first")
     lines += [str(e) for e in report.errors]
     lines += [str(r) for r in report.results]
     lines.append(report.summary())
@@ -829,7 +875,7 @@ def _render_json(report: Report, strict: bool) -> str:
             "severity": r.severity, "message": r.message,
             "focus": _json_term(r.focus), "path": _json_path(r),
             "value": _json_term(r.value), "source": r.source, "component": r.component,
-            "focus_short": r.focus_text, "path_short": r.path_text, "value_short": r.value_text,
+            "focus_short": r.focus_text, "path_short": r.path_text, "value_short": r.value_text, "help": r.help,
         })
     doc = {"conforms": report.conforms(strict), "results": items, "summary": report.summary_dict(strict)}
     return json.dumps(doc, indent=2, ensure_ascii=False)
