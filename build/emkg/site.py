@@ -568,6 +568,11 @@ class Pages:
             iri = term.value
             if m.file_target(iri) or iri in m.out:
                 return self.link(iri, up)
+            if iri.startswith(m.base):  # under the base but not a resource of the graph
+                if iri.startswith(m.base + "shapes/"):
+                    return {"kind": "link", "label": "the SHACL shapes (requirements in the ontology documentation)",
+                            "href": up + "def/index.html#classes", "iri": iri}
+                return {"kind": "code", "label": iri}
             if iri.startswith(("http://", "https://")):
                 shown = m.literal(iri, *LABEL_PROPERTIES) or (m.prefixes.curie(iri) if predicate == RDF_TYPE or
                                                               predicate in (RDFS + "subClassOf", RDFS + "subPropertyOf") else None) or iri
