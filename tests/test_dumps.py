@@ -1,0 +1,316 @@
+"""The RDF dumps and the dataset description: a second parser agrees, formats agree, builds repeat byte
+for byte, the VoID/DCAT description is complete and its checksums are right."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import rdflib
+from rdflib.compare import isomorphic
+from rdflib.namespace import DCAT, DCTERMS, RDF, VOID
+
+from test_site import REPO_ROOT, TINY_PREFIXES, build_real, run_cli, tiny_project
+
+OGL = rdflib.URIRef("http://www.nationalarchives.gov.uk/doc/open-government-licence/version/3/")
+SPDX = rdflib.Namespace("http://spdx.org/rdf/terms#")
+DUMPS = ("emkg.ttl", "emkg.nt", "emkg.jsonld", "emkg.trig")
+RAPPER_SYNTAX = {"emkg.ttl": "turtle", "emkg.nt": "ntriples", "emkg.trig": "trig", "void.ttl": "turtle"}
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory) -> Path:
+    return build_real(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def turtle_graph(site: Path) -> rdflib.Graph:
+    return rdflib.Graph().parse(site / "emkg.ttl", format="turtle")
+
+
+def rapper_count(path: Path, syntax: str) -> int:
+    done = subprocess.run(["rapper", "-i", syntax, "-c", str(path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    match = re.search(r"Parsing returned (\d+) triples", done.stderr)
+    assert match, done.stderr
+    return int(match.group(1))
+
+
+def need_rapper() -> None:
+    if shutil.which("rapper") is None:
+        if os.environ.get("CI"):
+            pytest.fail("rapper (Debian raptor2-utils) is missing; .ci/install-tools installs it")
+        pytest.skip("rapper (Debian raptor2-utils) is not installed here; CI installs it")
+
+
+# --- the real dumps --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["emkg.ttl", "emkg.nt", "emkg.trig", "void.ttl"])
+def test_a_second_parser_agrees_on_the_triple_count(site: Path, name: str) -> None:
+    need_rapper()
+    if name == "emkg.trig":
+        ours = sum(1 for _ in rdflib.Dataset().parse(site / name, format="trig").quads((None, None, None, None)))
+    else:
+        ours = len(rdflib.Graph().parse(site / name, format="nt" if name.endswith(".nt") else "turtle"))
+    assert rapper_count(site / name, RAPPER_SYNTAX[name]) == ours > 0
+
+
+def test_every_dump_holds_the_same_graph(site: Path, turtle_graph: rdflib.Graph) -> None:
+    nt = rdflib.Graph().parse(site / "emkg.nt", format="nt")
+    jsonld = rdflib.Graph().parse(site / "emkg.jsonld", format="json-ld")
+    dataset = rdflib.Dataset().parse(site / "emkg.trig", format="trig")
+    union = rdflib.Graph()
+    for s, p, o, _g in dataset.quads((None, None, None, None)):
+        union.add((s, p, o))
+    assert len(turtle_graph) == len(nt) == len(jsonld) == len(union)
+    assert isomorphic(turtle_graph, nt)
+    assert isomorphic(turtle_graph, jsonld)
+    assert isomorphic(turtle_graph, union)
+
+
+def test_the_dumps_are_the_sources_plus_the_description(site: Path, turtle_graph: rdflib.Graph) -> None:
+    from emkg.load import load_graph
+    from emkg.project import open_project
+
+    project = open_project(REPO_ROOT)
+    sources = load_graph(project).to_rdflib()
+    missing = [t for t in sources if t not in turtle_graph]
+    assert missing == []
+    extra = {s for s, _p, _o in turtle_graph if (s, None, None) not in sources}
+    assert extra and all(str(s).startswith(project.base_iri) for s in extra)
+    assert all(str(s) == project.base_iri + "dataset" or str(s).startswith(project.base_iri + "dataset/")
+               or str(s).startswith(project.base_iri + "emkg.") for s in extra)
+
+
+def test_jsonld_context_is_local(site: Path) -> None:
+    doc = json.loads((site / "emkg.jsonld").read_text(encoding="utf-8"))
+    assert isinstance(doc["@context"], dict) and doc["@context"]
+    assert all(isinstance(v, str) and v.startswith("http") for v in doc["@context"].values())
+    text = (site / "emkg.jsonld").read_text(encoding="utf-8")
+    assert '"@context": "http' not in text and '"@import"' not in text
+
+
+def test_trig_has_one_graph_per_source_document(site: Path) -> None:
+    from emkg.project import open_project
+
+    project = open_project(REPO_ROOT)
+    base = project.base_iri
+    dataset = rdflib.Dataset().parse(site / "emkg.trig", format="trig")
+    names = {str(g.identifier) for g in dataset.graphs() if len(g)}
+    documents = {str(d) for d in rdflib.Graph().parse(site / "emkg.ttl").subjects(RDF.type, rdflib.URIRef(base + "def/SourceDocument"))}
+    assert documents
+    for doc in documents:
+        name = base + "graph/" + doc[len(base):]
+        assert name in names, name
+        graph = dataset.graph(rdflib.URIRef(name))
+        assert (rdflib.URIRef(doc), RDF.type, rdflib.URIRef(base + "def/SourceDocument")) in graph
+    assert {base + "graph/ontology", base + "graph/dataset"} <= names
+    assert all(n.startswith(base + "graph/") for n in names)
+    ontology = dataset.graph(rdflib.URIRef(base + "graph/ontology"))
+    assert (rdflib.URIRef(base + "def/"), RDF.type, rdflib.OWL.Ontology) in ontology
+    # an update's triples sit in its seed's graph
+    update_graphs = [str(g.identifier) for g in dataset.graphs() if (rdflib.URIRef(base + "id/update/2019-09"), None, None) in g]
+    assert len(update_graphs) == 1 and update_graphs[0].startswith(base + "graph/source/")
+
+
+def test_prefixes_as_declared_in_the_sources(site: Path) -> None:
+    from emkg.dumps import DESCRIPTION_PREFIXES
+    from emkg.load import load_graph
+    from emkg.project import open_project
+
+    declared = dict(load_graph(open_project(REPO_ROOT)).prefixes)
+    text = (site / "emkg.ttl").read_text(encoding="utf-8")
+    written = dict(re.findall(r"^@prefix ([A-Za-z][\w-]*|): <([^>]+)> \.$", text, re.M))
+    assert written, "the dump declares prefixes"
+    for prefix, ns in written.items():
+        assert declared.get(prefix, DESCRIPTION_PREFIXES.get(prefix)) == ns, prefix
+    assert set(declared) <= set(written)
+    assert not re.search(r"\bns\d+:", text) and "_:" not in text
+
+
+def test_dataset_description(site: Path, turtle_graph: rdflib.Graph) -> None:
+    from emkg.load import load_graph
+    from emkg.project import open_project
+
+    sources = load_graph(open_project(REPO_ROOT)).to_rdflib()
+    void = rdflib.Graph().parse(site / "void.ttl", format="turtle")
+    ds = rdflib.URIRef("https://w3id.org/emkg/dataset")
+    for graph in (void, turtle_graph):
+        assert (ds, RDF.type, VOID.Dataset) in graph and (ds, RDF.type, DCAT.Dataset) in graph
+        for prop in (DCTERMS.title, DCTERMS.description, DCTERMS.publisher):
+            assert graph.value(ds, prop) is not None, prop
+        assert graph.value(ds, DCTERMS.license) == OGL
+        assert int(graph.value(ds, VOID.triples)) == len(turtle_graph), "void:triples counts the whole dump"
+        assert int(graph.value(ds, VOID.entities)) > 100
+        partitions = list(graph.objects(ds, VOID.classPartition))
+        assert int(graph.value(ds, VOID.classes)) == len(partitions) > 10
+        for part in partitions:
+            cls = graph.value(part, VOID["class"])
+            # partitions count the ontology and data (not the description's own bookkeeping)
+            assert int(graph.value(part, VOID.entities)) == len(set(sources.subjects(RDF.type, cls))), cls
+        examples = list(graph.objects(ds, VOID.exampleResource))
+        assert examples and all((e, None, None) in turtle_graph for e in examples)
+        assert len(list(graph.objects(ds, DCAT.distribution))) == 4
+    modified = void.value(ds, DCTERMS.modified)
+    if modified is not None:
+        assert modified.datatype in (rdflib.XSD.dateTime, rdflib.XSD.date)
+
+
+def test_checksums_and_sizes_in_void_only(site: Path, turtle_graph: rdflib.Graph) -> None:
+    void = rdflib.Graph().parse(site / "void.ttl", format="turtle")
+    for name in DUMPS:
+        dist = rdflib.URIRef("https://w3id.org/emkg/" + name)
+        data = (site / name).read_bytes()
+        assert int(void.value(dist, DCAT.byteSize)) == len(data), name
+        checksum = void.value(dist, SPDX.checksum)
+        assert void.value(checksum, SPDX.algorithm) == SPDX.checksumAlgorithm_sha256
+        assert str(void.value(checksum, SPDX.checksumValue)) == hashlib.sha256(data).hexdigest(), name
+        assert void.value(dist, DCAT.downloadURL) == dist and void.value(dist, DCAT.mediaType) is not None
+        assert turtle_graph.value(dist, DCAT.byteSize) is None, "no checksum or size inside the graph dumps"
+    assert (None, SPDX.checksum, None) not in turtle_graph
+
+
+def test_views_as_csv_and_sparql_json(site: Path) -> None:
+    from emkg.project import open_project
+    from emkg.views import list_views
+
+    views = [v for v in list_views(open_project(REPO_ROOT)) if not any(p.required for p in v.params)]
+    assert views
+    for view in views:
+        result = json.loads((site / "views" / f"{view.name}.json").read_text(encoding="utf-8"))
+        assert "vars" in result["head"] and "bindings" in result["results"]
+        with open(site / "views" / f"{view.name}.csv", encoding="utf-8", newline="") as handle:
+            rows = list(csv.reader(handle))
+        assert rows[0] == result["head"]["vars"]
+        assert len(rows) - 1 == len(result["results"]["bindings"])
+
+
+# --- reproducibility, dates, endpoint (small projects) -----------------------------------------
+
+def _build(root: Path, out: Path, *extra: str, env: dict | None = None) -> None:
+    done = run_cli("--root", root, "build", "--out", out, *extra, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_two_builds_give_byte_identical_dumps(site: Path, tmp_path: Path) -> None:
+    from emkg import publish
+    from emkg.load import load_graph, load_shapes
+    from emkg.project import open_project
+    from emkg.validate import validate_loaded
+
+    project = open_project(REPO_ROOT)
+    graph, shapes = load_graph(project), load_shapes(project)
+    out = publish.check_output(project, tmp_path / "again")
+    publish.publish(project, out, graph, shapes, validate_loaded(project, graph, shapes, qc=False), site=False,
+                    progress=publish.Progress(live=False))
+    for name in (*DUMPS, "void.ttl"):
+        assert (out / name).read_bytes() == (site / name).read_bytes(), name
+    for csv in (site / "views").glob("*.csv"):
+        assert (out / "views" / csv.name).read_bytes() == csv.read_bytes()
+
+
+def test_dates_come_from_the_sources_never_the_clock(tmp_path: Path) -> None:
+    root = tiny_project(tmp_path / "p")
+    a, b = tmp_path / "a", tmp_path / "b"
+    _build(root, a, "--no-site", env={"SOURCE_DATE_EPOCH": "1700000000"})
+    _build(root, b, "--no-site", env={"SOURCE_DATE_EPOCH": "1700000000"})
+    assert (a / "emkg.ttl").read_bytes() == (b / "emkg.ttl").read_bytes()
+    text = (a / "emkg.ttl").read_text(encoding="utf-8")
+    assert '"2023-11-14T22:13:20Z"^^xsd:dateTime' in text
+    year = __import__("datetime").date.today().isoformat()
+    assert year not in text or year.startswith("2023-11-14")
+
+
+def test_git_commit_date_is_the_default(tmp_path: Path) -> None:
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    from emkg.dumps import source_date
+    from emkg.project import open_project
+
+    root = tiny_project(tmp_path / "p")
+    env = {**os.environ, "GIT_AUTHOR_DATE": "2021-04-01T12:00:00+01:00", "GIT_COMMITTER_DATE": "2021-04-01T12:00:00+01:00",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
+    for cmd in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "x"]):
+        subprocess.run(["git", "-C", str(root), *cmd], check=True, env=env, capture_output=True)
+    saved = os.environ.pop("SOURCE_DATE_EPOCH", None)
+    try:
+        assert source_date(open_project(root)) == "2021-04-01T12:00:00+01:00"
+    finally:
+        if saved is not None:
+            os.environ["SOURCE_DATE_EPOCH"] = saved
+
+
+def test_sparql_endpoint_described_when_configured(tmp_path: Path) -> None:
+    root = tiny_project(tmp_path / "p")
+    out = tmp_path / "o"
+    _build(root, out, "--no-site", env={"EMKG_ENDPOINT": "https://sparql.example.org/emkg/query"})
+    g = rdflib.Graph().parse(out / "void.ttl")
+    assert g.value(rdflib.URIRef("https://w3id.org/emkg/dataset"), VOID.sparqlEndpoint) == rdflib.URIRef("https://sparql.example.org/emkg/query")
+    out2 = tmp_path / "o2"
+    _build(root, out2, "--no-site")
+    assert (None, VOID.sparqlEndpoint, None) not in rdflib.Graph().parse(out2 / "void.ttl")
+
+
+def test_named_graph_rule(tmp_path: Path) -> None:
+    root = tiny_project(tmp_path / "p", extra={"data/orphan.ttl": 'programme:orphan a emkg:Programme ; rdfs:label "Orphan"@en .\n'})
+    out = tmp_path / "o"
+    _build(root, out, "--no-site")
+    base = "https://w3id.org/emkg/"
+    ds = rdflib.Dataset().parse(out / "emkg.trig", format="trig")
+
+    def graph_of(iri: str) -> set[str]:
+        return {str(g.identifier) for g in ds.graphs() if (rdflib.URIRef(base + iri), None, None) in g}
+
+    assert graph_of("id/group/em-dcs-group") == {base + "graph/multi-source"}, "two documents"
+    assert graph_of("id/person/anne-marie-mcblain") == {base + "graph/source/002_y"}
+    assert graph_of("source/001_x-riia") == {base + "graph/source/001_x"}, "a section goes with its document"
+    assert graph_of("source/001_x") == {base + "graph/source/001_x"}
+    assert graph_of("id/authority/rutland-county-council") == {base + "graph/source/ref"}
+    assert graph_of("id/programme/orphan") == {base + "graph/unsourced"}
+    assert graph_of("def/LocalAuthority") == {base + "graph/ontology"}
+    assert graph_of("dataset") == {base + "graph/dataset"}
+
+
+def test_turtle_writer_handles_awkward_terms() -> None:
+    import pyoxigraph as ox
+
+    from emkg.dumps import Prefixes, write_jsonld, write_ntriples, write_turtle
+
+    e = "https://w3id.org/emkg/id/x/"
+    triples = [
+        ox.Triple(ox.NamedNode(e + "a"), ox.NamedNode(e + "p"), ox.Literal('quote " back \\ new\nline </script>', language="en")),
+        ox.Triple(ox.NamedNode(e + "a."), ox.NamedNode(e + "p"), ox.Literal("1", datatype=ox.NamedNode("http://www.w3.org/2001/XMLSchema#integer"))),
+        ox.Triple(ox.NamedNode(e + "a"), ox.NamedNode(e + "p"), ox.NamedNode(e + "zoë?x=(1)")),
+        ox.Triple(ox.NamedNode(e + "2019-09"), ox.NamedNode(e + "p"), ox.Literal("true", datatype=ox.NamedNode("http://www.w3.org/2001/XMLSchema#boolean"))),
+        ox.Triple(ox.NamedNode(e + "b"), ox.NamedNode(e + "p"), ox.BlankNode("n1")),
+        ox.Triple(ox.BlankNode("n1"), ox.NamedNode(e + "q"), ox.Literal("inner")),
+    ]
+    prefixes = Prefixes({"x": e, "xsd": "http://www.w3.org/2001/XMLSchema#"})
+    expected = rdflib.Graph().parse(data="".join(f"{t} .\n" for t in triples), format="nt")
+    ttl = write_turtle(triples, prefixes)
+    assert isomorphic(rdflib.Graph().parse(data=ttl, format="turtle"), expected)
+    assert isomorphic(rdflib.Graph().parse(data=write_ntriples(triples), format="nt"), expected)
+    assert isomorphic(rdflib.Graph().parse(data=write_jsonld(triples, prefixes), format="json-ld"), expected)
+    assert "x:a. " not in ttl and "<https://w3id.org/emkg/id/x/a.>" in ttl
+    assert "x:2019-09" in ttl and " true" in ttl
+    if shutil.which("rapper"):
+        done = subprocess.run(["rapper", "-i", "turtle", "-c", "-", "http://example.org/"], input=ttl,
+                              capture_output=True, text=True, timeout=60)
+        assert "returned 6 triples" in done.stderr, done.stderr
+
+
+def test_tiny_dumps_agree_with_rapper_too(tmp_path: Path) -> None:
+    need_rapper()
+    root = tiny_project(tmp_path / "p", extra={"data/x.ttl": 'authority:rutland-county-council skos:note "tab\\there \\"q\\" \\u00e9 \\U0001F600"@en .\n'})
+    out = tmp_path / "o"
+    _build(root, out, "--no-site")
+    counts = {rapper_count(out / name, RAPPER_SYNTAX[name]) for name in ("emkg.ttl", "emkg.nt", "emkg.trig")}
+    assert counts == {len(rdflib.Graph().parse(out / "emkg.ttl"))}
+    assert TINY_PREFIXES  # the tiny project declares its prefixes; the dump keeps exactly those
