@@ -27,7 +27,7 @@ The layout
 5. **Terms**: an IRI is a prefixed name when a declared prefix leaves a local part that is a valid
    ``PN_LOCAL`` *without* backslash escapes (``%XX`` is allowed); otherwise ``<iri>`` (the longest
    matching namespace is tried first; names sharing a namespace: the alphabetically first).
-   Literals: ``"..."`` with ``\\\\ \\" \\n \\r \\t`` escaped and other control / invisible line-breaking
+   Literals: ``"..."`` with ``\\\\ \\" \\n \\r \\t`` escaped and control, line-separator and invisible format
    characters as ``\\uXXXX``; text containing a newline becomes a ``\"\"\"...\"\"\"`` long string
    (newlines kept; a quote is escaped only where it would end the string). Language tags in
    BCP 47 case (``en-GB``). ``xsd:integer``, ``xsd:decimal``, ``xsd:double`` and ``xsd:boolean``
@@ -52,6 +52,7 @@ Parsing is pyoxigraph's; the formatter works on its N-Triples output (fast for 1
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -80,8 +81,10 @@ RDF_NIL = f"<{RDF}nil>"
 RDFS_LABEL = "<http://www.w3.org/2000/01/rdf-schema#label>"
 SKOS_PREF_LABEL = "<http://www.w3.org/2004/02/skos/core#prefLabel>"
 
-# Relative IRIs are resolved against this made-up base and written relative to it again.
-_BASE_ORIGIN = "https://emkg-fmt.invalid"
+# Relative IRIs are resolved against this made-up base and written relative to it again
+# (a scheme of its own, so that even network-path references like <//host/x> come back as written).
+_BASE_SCHEME = "x-emkg-fmt:"
+_BASE_ORIGIN = _BASE_SCHEME + "//base.invalid"
 _BASE_DIRS = ["a", "b", "c", "d", "e", "f", "g", "h"]
 BASE = _BASE_ORIGIN + "/" + "/".join(_BASE_DIRS) + "/"
 
@@ -152,11 +155,18 @@ _IRI_FORBIDDEN = re.compile(r'[\x00-\x20<>"{}|^`\\]')
 
 _NT_ESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|U([0-9A-Fa-f]{8})|(.))", re.DOTALL)
 _ECHAR = {"t": "\t", "b": "\b", "n": "\n", "r": "\r", "f": "\f", '"': '"', "'": "'", "\\": "\\"}
+_SIMPLE_ESCAPES = [("\\" + k, v) for k, v in _ECHAR.items() if k != "\\"]
 
 
 def _unescape_nt(value: str) -> str:
     if "\\" not in value:
         return value
+    if "\\u" not in value and "\\U" not in value:
+        # NUL is always \u0000 in N-Triples, so it can stand for an escaped backslash meanwhile
+        value = value.replace("\\\\", "\x00")
+        for escaped, char in _SIMPLE_ESCAPES:
+            value = value.replace(escaped, char)
+        return value.replace("\x00", "\\")
 
     def repl(match: re.Match[str]) -> str:
         code = match.group(1) or match.group(2)
@@ -165,8 +175,16 @@ def _unescape_nt(value: str) -> str:
     return _NT_ESCAPE.sub(repl, value)
 
 
+# control characters, line/paragraph separators and invisible format characters (zero-width space,
+# bidi controls, BOM) are written as \uXXXX so that they can be seen (ZWJ/ZWNJ stay: scripts need them)
+_INVISIBLE = [
+    *range(0x20), 0x7F, *range(0x80, 0xA0), 0xAD, 0x61C, 0x180E, 0x200B, 0x200E, 0x200F,
+    *range(0x2028, 0x202F), *range(0x2060, 0x2065), *range(0x2066, 0x2070), 0xFEFF,
+]
+
+
 def _escape_table(long: bool) -> dict[int, str]:
-    table = {c: f"\\u{c:04X}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029, 0xFEFF]}
+    table = {c: f"\\u{c:04X}" for c in _INVISIBLE}
     table.update({ord("\\"): "\\\\", ord("\r"): "\\r", ord("\t"): "\\t"})
     if long:
         del table[ord("\n")]
@@ -206,6 +224,7 @@ _CANONICAL = {
 }
 
 
+@functools.lru_cache(maxsize=1024)
 def language_case(tag: str) -> str:
     """A language tag in BCP 47 case: ``en-GB``, ``zh-Hant-TW``; a direction (``--ltr``) lower-case."""
     main, sep, direction = tag.partition("--")
@@ -244,7 +263,7 @@ class _Terms:
 
     @staticmethod
     def iriref(iri: str) -> str:
-        if iri.startswith(_BASE_ORIGIN):
+        if iri.startswith(_BASE_SCHEME):
             iri = _relative(iri)
         if _IRI_FORBIDDEN.search(iri):
             iri = _IRI_FORBIDDEN.sub(lambda m: f"\\u{ord(m.group()):04X}", iri)
@@ -295,9 +314,11 @@ _NT_TOKEN = re.compile(r'<<\(|\)>>|<[^>]*>|_:[^\s)]+|"(?:[^"\\]|\\.)*"(?:@[A-Za-
 
 def _relative(iri: str) -> str:
     """An IRI under the made-up base, as the relative reference that resolves to it again."""
+    if not iri.startswith(_BASE_ORIGIN) or iri[len(_BASE_ORIGIN):][:1] not in ("/", ""):
+        return iri[len(_BASE_SCHEME):]  # a network-path reference: //host/path
     rest = iri[len(_BASE_ORIGIN):]
     if not rest.startswith("/"):
-        return "//" + BASE.split("//", 1)[1].split("/", 1)[0] + rest
+        return "//base.invalid" + rest
     cut = len(rest)
     for mark in "?#":
         pos = rest.find(mark)
@@ -337,6 +358,8 @@ _SCAN = re.compile(
     re.VERBOSE | re.DOTALL,
 )
 _WS = re.compile(r"\s*")
+_SKIP = re.compile(r"[^#\"'<\[\]().\\]+")
+_HEAD = re.compile(r"(?:[ \t\r]*(?:#[^\n]*)?\n)*")
 _NAME = re.compile(r"(?:[^\s#\"'<>\[\](){},;\\.^@]|\\.|\.(?=[^\s#\"'<>\[\](){},;\\.^@]|\\))+")
 _DIRECTIVE = re.compile(r"@(?:prefix|base|version)\b|(?i:(prefix|base|version))(?=\s)")
 _LOCAL_ESCAPE = re.compile(r"\\([_~.\-!$&'()*+,;=/?#@%])")
@@ -357,8 +380,13 @@ class _Comments:
 def scan_comments(text: str, prefixes: dict[str, str]) -> _Comments:
     """Where the file's comments belong: the header, a subject (by its N-Triples text), or the end."""
     found = _Comments()
-    if "#" not in _HAS_HASH_OUTSIDE.sub("", text):
-        return found
+    head = _HEAD.match(text).end()  # the leading comment and blank lines
+    if "#" not in _HAS_HASH_OUTSIDE.sub("", text[head:]):
+        if "#" not in text[:head]:
+            return found
+        stop = True  # only the top of the file has comments: stop after the first statement
+    else:
+        stop = False
     pending: list[tuple[str, bool]] = []  # (comment, blank line before it)
     seen_statement = False
     depth = 0
@@ -400,6 +428,8 @@ def scan_comments(text: str, prefixes: dict[str, str]) -> _Comments:
             if directive is not None:
                 add_header(take_pending())
                 seen_statement = True
+                if stop:
+                    break
                 current = found.header
                 if directive.group(1):  # SPARQL style: no final '.'; ends after its IRI or string
                     end = _SCAN.search(text, directive.end())
@@ -430,10 +460,16 @@ def scan_comments(text: str, prefixes: dict[str, str]) -> _Comments:
             target.extend(comment for comment, _ in items)
             current = target
             boundary = False
+            if stop:
+                break
             continue
-        match = _SCAN.search(text, pos)
+        skip = _SKIP.match(text, pos)
+        if skip is not None:
+            pos = skip.end()
+        match = _SCAN.match(text, pos)
         if match is None:
-            break
+            pos += 1  # '<' of '<<', '.' inside a name or number
+            continue
         kind = match.lastgroup
         pos = match.end()
         if kind == "c":
@@ -532,7 +568,7 @@ class _Layout:
 
     def colors(self) -> dict[str, str]:
         if self._colors is None:
-            self._colors = wl_colors(self.graph.subjects, self.graph.refs, self.graph.order)
+            self._colors = node_colors(self.graph.subjects, self.graph.refs, self.graph.order)
         return self._colors
 
     def _key(self, node: str) -> tuple[str, int]:
@@ -628,6 +664,51 @@ class _Layout:
                     self.labels[node] = f"_:{label}_{index}"
 
 
+def node_colors(
+    subjects: dict[str, dict[str, list[str]]],
+    refs: dict[str, list[tuple[str, str]]],
+    order: dict[str, int],
+) -> dict[str, str]:
+    """A colour per blank node from its content, never from its parser id.
+
+    Colour refinement (``wl_colors``) sees a bounded neighbourhood; a bottom-up hash of the
+    single-use, acyclic blank nodes below each node (their whole content, however deep) tells
+    apart the nodes of long chains and deep trees that refinement alone cannot.
+    """
+    wl = wl_colors(subjects, refs, order)
+    single = {b for b, r in refs.items() if len(r) == 1}
+    parent = {b: refs[b][0][0] for b in single}
+    visited: set[str] = set()
+    cyclic: set[str] = set()
+    for start in single:
+        path: list[str] = []
+        on_path: dict[str, int] = {}
+        node = start
+        while node in single and node not in visited and node not in on_path:
+            on_path[node] = len(path)
+            path.append(node)
+            node = parent[node]
+        if node in on_path:
+            cyclic.update(path[on_path[node]:])
+        visited.update(path)
+    tree = single - cyclic
+    content: dict[str, str] = {}
+    for root in order:
+        stack = [(root, False)]
+        while stack:
+            node, ready = stack.pop()
+            if node in content:
+                continue
+            pmap = subjects.get(node, {})
+            if not ready:
+                stack.append((node, True))
+                stack.extend((o, False) for objs in pmap.values() for o in objs if o in tree and o not in content)
+                continue
+            parts = sorted(f"{p} {content[o] if o in tree else wl.get(o, o)}" for p, objs in pmap.items() for o in objs)
+            content[node] = hashlib.sha256((wl[node] + "\n" + "\n".join(parts)).encode("utf-8")).hexdigest()
+    return content
+
+
 def wl_colors(
     subjects: dict[str, dict[str, list[str]]],
     refs: dict[str, list[tuple[str, str]]],
@@ -664,12 +745,13 @@ class _Writer:
         self.layout = layout
         self.terms = terms
         self._pkeys: dict[str, tuple[int, str]] = {}
+        self._orders: dict[frozenset[str], list[tuple[str, str]]] = {}
 
     def predicate_key(self, p: str) -> tuple[int, str]:
         key = self._pkeys.get(p)
         if key is None:
             if p == RDF_TYPE:
-                key = (0, "a")
+                key = (0, "a")  # written 'a'; the key text is what statements() writes
             else:
                 text = self.terms.iri(p[1:-1])
                 key = (1 if p == RDFS_LABEL else 2 if p == SKOS_PREF_LABEL else 3, text)
@@ -708,15 +790,30 @@ class _Writer:
 
     def statements(self, pmap: dict[str, list[str]], indent: str) -> list[str]:
         out = []
-        pkey = self.predicate_key
-        for p in sorted(pmap, key=pkey):
-            verb = "a" if p == RDF_TYPE else pkey(p)[1]
+        shape = frozenset(pmap)
+        order = self._orders.get(shape)
+        if order is None:
+            pkey = self.predicate_key
+            order = self._orders[shape] = [(p, pkey(p)[1]) for p in sorted(pmap, key=pkey)]
+        cache = self.terms._cache
+        for p, verb in order:
             objs = pmap[p]
             if len(objs) == 1:
-                out.append(f"{indent}{verb} {self.obj(objs[0], indent)[1]}")
+                o = objs[0]
+                text = cache.get(o)
+                if text is None:
+                    text = self.obj(o, indent)[1]
+                out.append(f"{indent}{verb} {text}")
             else:
                 inner = indent + INDENT
-                texts = sorted(self.obj(o, inner) for o in objs)
+                texts = []
+                for o in objs:
+                    text = cache.get(o)
+                    if text is None:
+                        texts.append(self.obj(o, inner))
+                    else:  # a ground term already written once: an IRI (rank 0) or a literal
+                        texts.append((0 if o[0] == "<" and o[1] != "<" else 1, text))
+                texts.sort()
                 out.append(f"{indent}{verb}\n" + " ,\n".join(inner + t for _, t in texts))
         return out
 
@@ -800,7 +897,7 @@ def same_graph(a: Iterable[str], b: Iterable[str]) -> bool:
         return False
     if discrete:
         return True
-    return _rdflib_isomorphic(blank_a, blank_b)
+    return _canonical(blank_a) == _canonical(blank_b)
 
 
 def _partition(lines: Iterable[str]) -> tuple[set[str], set[str]]:
@@ -813,7 +910,7 @@ def _partition(lines: Iterable[str]) -> tuple[set[str], set[str]]:
 
 def _signature(lines: set[str]) -> tuple[list[str], bool]:
     graph = _Graph(sorted(lines))
-    colors = wl_colors(graph.subjects, graph.refs, graph.order)
+    colors = node_colors(graph.subjects, graph.refs, graph.order)
     sig = []
     for line in lines:
         s, p, o = _split(line)
@@ -822,25 +919,12 @@ def _signature(lines: set[str]) -> tuple[list[str], bool]:
     return sig, len(set(colors.values())) == len(colors)
 
 
-def _rdflib_isomorphic(a: set[str], b: set[str]) -> bool:
-    import rdflib
-    from rdflib.compare import isomorphic
-
-    def node(term: str):
-        if term[0] == "_":
-            return rdflib.BNode(term[2:])
-        if term[0] == "<" and not term.startswith("<<("):
-            return rdflib.URIRef(term[1:-1])
-        return rdflib.Literal(term)  # the exact N-Triples text: no literal normalisation
-
-    def build(lines: set[str]) -> rdflib.Graph:
-        graph = rdflib.Graph()
-        for line in lines:
-            s, p, o = _split(line)
-            graph.add((node(s), node(p), node(o)))
-        return graph
-
-    return isomorphic(build(a), build(b))
+def _canonical(lines: set[str]) -> set[str]:
+    """The lines with blank nodes renamed by RDFC-1.0 (complete, so equal sets mean isomorphic graphs)."""
+    quads = ox.parse("\n".join(lines).encode("utf-8"), format=ox.RdfFormat.N_TRIPLES)
+    dataset = ox.Dataset(quads)
+    dataset.canonicalize(ox.CanonicalizationAlgorithm.RDFC_1_0)
+    return {str(quad) for quad in dataset}
 
 
 # --- the command ------------------------------------------------------------------------------------
@@ -890,7 +974,13 @@ def run_fmt(project: Project, paths: list[Path], check: bool) -> int:
         if check:
             print(f"would reformat {name}")
         else:
-            write_atomic(path, formatted)
+            try:
+                write_atomic(path, formatted)
+            except OSError as exc:
+                print(f"emkg: error: {name}: cannot write the file: {exc.strerror or exc}; it is left as it was", file=sys.stderr)
+                changed -= 1
+                refused += 1
+                continue
             print(f"reformatted {name}")
     summary = f"{_files_count(changed)} {'would be reformatted' if check else 'reformatted'}, {unchanged} unchanged"
     if failed:
