@@ -619,7 +619,8 @@ def test_shortener() -> None:
     long = short.term(ox.Literal("y" * 100))
     assert len(long) < 70 and long.endswith('…"')
     assert short.text("see https://w3id.org/emkg/def/gssCode.") == "see emkg:gssCode."
-    assert short.text("<https://w3id.org/emkg/def/x>") == "emkg:x"
+    assert short.text("write <https://w3id.org/emkg/def/x>") == "write <https://w3id.org/emkg/def/x>"
+    assert short.text("(https://w3id.org/emkg/def/x)") == "(emkg:x)"
 
 
 def test_located_file_list_is_project_relative(mini: Path) -> None:

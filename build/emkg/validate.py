@@ -24,7 +24,7 @@ import rdflib
 from rdflib.namespace import RDF, SH
 
 from .errors import EXIT_DATA, EXIT_OK, EXIT_USAGE, UsageError
-from .load import LoadedGraph, Location, SyntaxProblem, load_files, load_graph, load_shapes
+from .load import LoadedGraph, Location, SyntaxProblem, load_graph, load_shapes
 from .project import Project
 from .terms import rdflib_to_ox
 
@@ -34,7 +34,6 @@ SEVERITIES = ("violation", "warning", "info")
 FORMATS = ("text", "json", "github")
 _SEVERITY_OF = {SH.Violation: "violation", SH.Warning: "warning", SH.Info: "info"}
 _XSD = "http://www.w3.org/2001/XMLSchema#"
-_RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 _SH = str(SH)
 
 
@@ -205,7 +204,7 @@ def _term_key(term) -> str | None:
 # --- terms as users read them -------------------------------------------------------------------
 
 _PN_LOCAL = re.compile(r"^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.\-]*[A-Za-z0-9_\-])?)?$")
-_IRI_IN_TEXT = re.compile(r"<?(https?://[^\s<>\"'{}|\\^`]+)>?")
+_IRI_IN_TEXT = re.compile(r"(?P<bracketed><[^<>\s]*>)|(?P<bare>https?://[^\s<>\"'{}|\\^`]+)")
 
 
 class Shortener:
@@ -242,15 +241,15 @@ class Shortener:
         return str(term)
 
     def text(self, message: str) -> str:
-        """Full IRIs inside a message (pySHACL fills ``{?value}`` with them) made short."""
+        """Bare IRIs inside a message (pySHACL fills ``{?value}`` with them) made short; IRIs
+        the author wrote in angle brackets (``<https://www.derby.gov.uk/>``) are left as written."""
 
         def shorten(match: re.Match) -> str:
-            iri = match.group(1).rstrip(".,;:)")
-            rest = match.group(1)[len(iri):]
-            short = self.iri(iri)
-            if short.startswith("<"):
+            if match.group("bracketed"):
                 return match.group(0)
-            return short + rest + (">" if match.group(0).endswith(">") and not match.group(0).startswith("<") else "")
+            iri = match.group("bare").rstrip(".,;:)")
+            short = self.iri(iri)
+            return match.group(0) if short.startswith("<") else short + match.group("bare")[len(iri):]
 
         return _IRI_IN_TEXT.sub(shorten, message)
 
@@ -951,6 +950,6 @@ def run_validate(project: Project, paths: Sequence[Path] = (), fmt: str = "text"
 
 __all__ = [
     "ENGINES", "FORMATS", "ProjectProblem", "QcCheck", "Report", "Result", "ShaclResult", "Shortener",
-    "load_files", "qc_checks", "read_results", "render_report", "run_qc", "run_shacl", "run_validate",
+    "qc_checks", "read_results", "render_report", "run_qc", "run_shacl", "run_validate",
     "validate_loaded",
 ]
