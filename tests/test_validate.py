@@ -439,7 +439,7 @@ emkgsh:Bad a sh:NodeShape ;
     root = make_project(mini_files(**{"shapes/core.ttl": shapes}))
     code, out, err = run_emkg("validate", root=root)
     assert code == 2, out + err
-    assert "error: the SHACL shapes could not be run" in out
+    assert "shapes/: error: the SHACL shapes could not be run" in out
     assert "Traceback" not in out + err
 
 
@@ -605,6 +605,14 @@ def test_engine_is_swappable(mini: Path) -> None:
     assert str(raw[0].focus) == "https://w3id.org/emkg/id/authority/b"
     report = validate_loaded(project, graph, shapes, engine=spy)
     assert [r.key()[0] for r in report.results] == ["violation"]
+
+
+def test_unknown_engine_is_a_usage_error(mini: Path) -> None:
+    from emkg.errors import UsageError
+
+    project = open_project(mini)
+    with pytest.raises(UsageError, match="unknown SHACL engine"):
+        validate_loaded(project, load_graph(project), load_shapes(project), engine="nope")
 
 
 def test_shortener() -> None:

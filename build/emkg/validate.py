@@ -784,6 +784,8 @@ def run_qc(check: QcCheck, graph: LoadedGraph, locator: Locator, short: Shortene
 def validate_loaded(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: bool = True,
                     engine: str | ShaclEngine = DEFAULT_ENGINE) -> Report:
     """Validate an already loaded graph: syntax problems, SHACL results and QC rows in one report."""
+    if isinstance(engine, str) and engine not in ENGINES:
+        raise UsageError(f"unknown SHACL engine {engine!r}; use one of {', '.join(ENGINES)}")
     started = time.perf_counter()
     report = Report(triples=len(graph), files=len(graph.files))
     report.problems = sorted(graph.problems + shapes.problems, key=lambda p: (p.location, p.message))
@@ -806,8 +808,8 @@ def validate_loaded(project: Project, graph: LoadedGraph, shapes: LoadedGraph, q
             raw, results_graph = run_shacl(data_graph, shapes_graph, engine)
         except Exception as exc:  # the engine refuses the shapes (bad SPARQL in sh:select, ...)
             log.debug("SHACL engine failed", exc_info=True)
-            files = ", ".join(f.name for f in shapes.files) or "shapes/"
-            report.errors.append(ProjectProblem(None, f"the SHACL shapes could not be run: {type(exc).__name__}: {' '.join(str(exc).split())}", file=files))
+            folder = project.relative(project.shapes_dir) + "/"
+            report.errors.append(ProjectProblem(None, f"the SHACL shapes could not be run: {type(exc).__name__}: {' '.join(str(exc).split())}", file=folder))
         else:
             results.extend(_shacl_to_results(raw, results_graph, shapes_graph, locator, short))
 
