@@ -881,6 +881,8 @@ class Pages:
             "anchor": "s-" + re.sub(r"[^A-Za-z0-9_-]", "-", local_name(sec)),
             "text": self.section_text(sec, up),
             "reports_on": [self.link(x, up) for x in m.objects(sec, self.E + "reportsOn")],
+            "mentions": [dict(self.link(x, up), context=None) for x in
+                         sorted(m.objects(sec, SCHEMA + "mentions"), key=lambda x: m.label(x).lower())],
             "provenance": self.provenance(sec, up),
         }
 
