@@ -52,7 +52,9 @@ Parsing is pyoxigraph's; the formatter works on its N-Triples output (fast for 1
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import hashlib
 import logging
 import os
@@ -60,7 +62,7 @@ import re
 import stat
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -821,12 +823,30 @@ class _Writer:
         return self.subject(s) + "\n" + " ;\n".join(self.statements(self.graph.subjects[s], INDENT)) + " ."
 
 
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector: millions of small containers, no cycles (a 1M-triple file
+    formats ~20% faster); reference counting still frees everything."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def format_turtle(text: str, name: str) -> str:
     """The canonical layout of a Turtle text (see the module docstring). Raises TurtleSyntaxError."""
     return _format(text, name)[0]
 
 
 def _format(text: str, name: str) -> tuple[str, list[str]]:
+    with _no_gc():
+        return _format_text(text, name)
+
+
+def _format_text(text: str, name: str) -> tuple[str, list[str]]:
     parsed = _parse(text, name)
     terms = _Terms(parsed.prefixes)
     graph = _Graph(parsed.lines)
@@ -885,6 +905,11 @@ def _root_of(key: str, graph: _Graph, blocks: set[str]) -> str | None:
 
 def same_graph(a: Iterable[str], b: Iterable[str]) -> bool:
     """Whether two sets of N-Triples lines are the same graph up to blank-node names."""
+    with _no_gc():
+        return _same_graph(a, b)
+
+
+def _same_graph(a: Iterable[str], b: Iterable[str]) -> bool:
     ground_a, blank_a = _partition(a)
     ground_b, blank_b = _partition(b)
     if ground_a != ground_b or len(blank_a) != len(blank_b):
@@ -957,7 +982,8 @@ def run_fmt(project: Project, paths: list[Path], check: bool) -> int:
             unchanged += 1
             continue
         try:
-            after = _parse(formatted, name).lines
+            with _no_gc():
+                after = _parse(formatted, name).lines
             lossless = same_graph(before, after)
         except TurtleSyntaxError as exc:
             lossless = False
