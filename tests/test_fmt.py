@@ -407,6 +407,21 @@ def test_first_subject_comment_versus_header_without_prefixes() -> None:
     assert fmt.format_turtle(out, "t.ttl") == out
 
 
+def test_comments_find_subjects_written_as_relative_or_redeclared_names() -> None:
+    text = (
+        "@prefix ex: <http://old.example/> .\n# about old\nex:s <http://x/p> 1 .\n"
+        "@prefix ex: <http://example.org/> .\n# about new\nex:s <http://x/p> 2 .\n"
+        "# about relative\n<../rel> <http://x/p> 3 .\n"
+        "@base <http://based.example/dir/> .\n# about based\n<x> <http://x/p> 4 .\n"
+    )
+    out = fmt.format_turtle(text, "t.ttl")
+    assert "\n# about relative\n<../rel>\n" in out
+    assert "\n# about based\n<http://based.example/dir/x>\n" in out
+    assert "\n# about new\nex:s\n" in out
+    assert "\n# about old\n<http://old.example/s>\n" in out
+    assert fmt.format_turtle(out, "t.ttl") == out
+
+
 def test_comments_of_inlined_blank_nodes_go_above_their_block() -> None:
     text = PREFIXES + "ex:s ex:p _:n .\n# about the node\n_:n ex:q 1 .\n"
     out = fmt.format_turtle(text, "t.ttl")

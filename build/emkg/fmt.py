@@ -65,6 +65,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pyoxigraph as ox
 
@@ -340,10 +341,6 @@ def _relative(iri: str) -> str:
     return ref + tail
 
 
-def _bnode(term: str) -> bool:
-    return term[0] == "_"
-
-
 # --- comments ---------------------------------------------------------------------------------------
 
 _SCAN = re.compile(
@@ -364,6 +361,9 @@ _SKIP = re.compile(r"[^#\"'<\[\]().\\]+")
 _HEAD = re.compile(r"(?:[ \t\r]*(?:#[^\n]*)?\n)*")
 _NAME = re.compile(r"(?:[^\s#\"'<>\[\](){},;\\.^@]|\\.|\.(?=[^\s#\"'<>\[\](){},;\\.^@]|\\))+")
 _DIRECTIVE = re.compile(r"@(?:prefix|base|version)\b|(?i:(prefix|base|version))(?=\s)")
+_PREFIX_DECL = re.compile(r"(?:@prefix|(?i:prefix))\s+([^\s:]*):\s*<([^>]*)>")
+_BASE_DECL = re.compile(r"(?:@base|(?i:base))\s+<([^>]*)>")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 _LOCAL_ESCAPE = re.compile(r"\\([_~.\-!$&'()*+,;=/?#@%])")
 _HAS_HASH_OUTSIDE = re.compile(
     r"\"\"\"(?:[^\"\\]|\\.|\"{1,2}(?!\"))*\"\"\"|'''(?:[^'\\]|\\.|'{1,2}(?!'))*'''"
@@ -379,9 +379,15 @@ class _Comments:
     footer: list[str] = field(default_factory=list)
 
 
-def scan_comments(text: str, prefixes: dict[str, str]) -> _Comments:
-    """Where the file's comments belong: the header, a subject (by its N-Triples text), or the end."""
+def scan_comments(text: str) -> _Comments:
+    """Where the file's comments belong: the header, a subject (by its N-Triples text), or the end.
+
+    A light scanner (strings, IRIs, brackets, statement-ending dots and comments), run on text
+    that is known to parse; it follows the prefixes and base in force to name each subject.
+    """
     found = _Comments()
+    prefixes: dict[str, str] = {}
+    base = BASE
     head = _HEAD.match(text).end()  # the leading comment and blank lines
     if "#" not in _HAS_HASH_OUTSIDE.sub("", text[head:]):
         if "#" not in text[:head]:
@@ -428,6 +434,12 @@ def scan_comments(text: str, prefixes: dict[str, str]) -> _Comments:
                 continue
             directive = _DIRECTIVE.match(text, pos)
             if directive is not None:
+                declared = _PREFIX_DECL.match(text, pos)
+                if declared is not None:
+                    prefixes[declared.group(1)] = resolve_iri(declared.group(2), base)
+                declared = _BASE_DECL.match(text, pos)
+                if declared is not None:
+                    base = resolve_iri(declared.group(1), base)
                 add_header(take_pending())
                 seen_statement = True
                 if stop:
@@ -443,7 +455,7 @@ def scan_comments(text: str, prefixes: dict[str, str]) -> _Comments:
                 boundary = False
                 pos = directive.end()
                 continue
-            key = _statement_subject(text, pos, prefixes)
+            key = _statement_subject(text, pos, prefixes, base)
             items = take_pending()
             if not seen_statement:
                 # the block directly above the first subject is the subject's; the rest is the header
@@ -494,16 +506,22 @@ def scan_comments(text: str, prefixes: dict[str, str]) -> _Comments:
     return found
 
 
-def _statement_subject(text: str, pos: int, prefixes: dict[str, str]) -> str | None:
+def resolve_iri(ref: str, base: str) -> str:
+    """An IRI reference resolved against ``base`` (RFC 3986), for any scheme of the base."""
+    if _SCHEME.match(ref):
+        return ref
+    scheme, rest = base.split(":", 1)
+    return scheme + ":" + urljoin("http:" + rest, ref)[len("http:"):]
+
+
+def _statement_subject(text: str, pos: int, prefixes: dict[str, str], base: str) -> str | None:
     """The N-Triples text of the subject a statement starts with (None: anonymous or unknown)."""
     char = text[pos]
     if char == "<":
         if text.startswith("<<", pos):
             return None
         end = text.find(">", pos)
-        from urllib.parse import urljoin
-
-        return "<" + urljoin(BASE, text[pos + 1:end]) + ">" if end != -1 else None
+        return "<" + resolve_iri(text[pos + 1:end], base) + ">" if end != -1 else None
     if char in "[(":
         return None
     match = _NAME.match(text, pos)
@@ -852,7 +870,7 @@ def _format_text(text: str, name: str) -> tuple[str, list[str]]:
     graph = _Graph(parsed.lines)
     layout = _Layout(graph)
     writer = _Writer(graph, layout, terms)
-    comments = scan_comments(text, parsed.prefixes)
+    comments = scan_comments(text)
 
     iri_subjects = []
     bnode_blocks = []
