@@ -25,6 +25,7 @@ Big graphs are rendered by a pool of processes over batches of pages (``jobs``).
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import logging
@@ -197,15 +198,12 @@ def fallback_dir(iri: str) -> str:
 
 
 def safe_join(root: Path, relative: str) -> Path:
-    """``root / relative``, refusing anything that would leave ``root``."""
-    if relative.startswith("/") or "\\" in relative or any(p in ("..", ".") for p in relative.split("/")):
+    """``root / relative``, refusing anything that could leave ``root`` (absolute paths, ``..``,
+    ``.``, empty segments, backslashes). Every page path goes through here."""
+    if (not relative or relative.startswith("/") or "\\" in relative or "\x00" in relative
+            or any(p in ("..", ".", "") for p in relative.split("/"))):
         raise ValueError(f"unsafe output path {relative!r}")
-    target = root / relative
-    root_resolved = root.resolve()
-    parent = target.parent.resolve() if target.parent.exists() else target.parent
-    if not str(Path(os.path.abspath(parent))).startswith(str(Path(os.path.abspath(root_resolved)))):
-        raise ValueError(f"output path {relative!r} leaves the output folder")
-    return target
+    return root / relative
 
 
 # --- text helpers ---------------------------------------------------------------------------------
@@ -255,6 +253,12 @@ def script_json(data: Any) -> Markup:
     return Markup(text)
 
 
+@functools.lru_cache(maxsize=65536)
+def _word_pattern(word: str, ignore_case: bool, hyphen: bool) -> re.Pattern:
+    edge = r"[\w-]" if hyphen else r"\w"
+    return re.compile(rf"(?<!{edge})" + re.escape(word) + rf"(?!{edge})", re.IGNORECASE if ignore_case else 0)
+
+
 def rich_text(text: str, links: Sequence[tuple[Sequence[str], str, str]], glossary: Mapping[str, str]) -> Markup:
     """Escaped text with the first occurrence of each linked entity's label made a link, and every
     glossary acronym marked up as ``<abbr title=expansion>``.
@@ -267,27 +271,29 @@ def rich_text(text: str, links: Sequence[tuple[Sequence[str], str, str]], glossa
     def free(start: int, end: int) -> bool:
         return all(end <= s or start >= e for s, e, _h, _t in spans)
 
+    lowered = text.lower()
     ordered = sorted(links, key=lambda item: -max((len(lbl) for lbl in item[0]), default=0))
     for labels, href, title in ordered:
         best: tuple[int, int] | None = None
         for label in sorted({lbl for lbl in labels if lbl and lbl.strip()}, key=len, reverse=True):
-            for flags in (0, re.IGNORECASE):
-                pattern = re.compile(r"(?<!\w)" + re.escape(label) + r"(?!\w)", flags)
-                for match in pattern.finditer(text):
+            if label.lower() not in lowered:
+                continue
+            for ignore_case in (False, True):
+                for match in _word_pattern(label, ignore_case, False).finditer(text):
                     if free(match.start(), match.end()):
                         if best is None or match.start() < best[0]:
                             best = (match.start(), match.end())
                         break
-                if best is not None and flags == 0:
+                if best is not None and not ignore_case:
                     break
         if best is not None:
             spans.append((best[0], best[1], href, title))
     spans.sort()
     abbrs: list[tuple[int, int, str]] = []
     for notation in sorted(glossary, key=len, reverse=True):
-        if not notation.strip():
+        if not notation.strip() or notation not in text:
             continue
-        for match in re.finditer(r"(?<![\w-])" + re.escape(notation) + r"(?![\w-])", text):
+        for match in _word_pattern(notation, False, True).finditer(text):
             s, e = match.start(), match.end()
             if any(not (e <= a or s >= b) for a, b, _x in abbrs):
                 continue
@@ -1074,7 +1080,7 @@ def environment():
         _ENV = jinja2.Environment(
             loader=jinja2.PackageLoader("emkg", "templates"),
             autoescape=True, trim_blocks=True, lstrip_blocks=True,
-            keep_trailing_newline=True,
+            keep_trailing_newline=True, auto_reload=False, cache_size=-1,
         )
         _ENV.filters["thousands"] = lambda n: f"{n:,}" if isinstance(n, int) else n
         _ENV.filters["bytes"] = human_bytes
@@ -1306,7 +1312,8 @@ def home_page(pages: Pages, data: SiteInput) -> dict:
     if updates:
         u = updates[-1]
         latest = {"link": pages.link(u, up), "date": pages._date_label(u),
-                  "sections": [pages.link(x, up) for x in sorted(m.objects(u, SCHEMA + "hasPart"), key=pages._position)]}
+                  "sections": [dict(pages.link(x, up), context=None, label=m.literal(x, DCTERMS + "title") or m.label(x))
+                               for x in sorted(m.objects(u, SCHEMA + "hasPart"), key=pages._position)]}
     dumps = [{"name": d.name, "title": d.title, "size": d.size, "sha256": d.sha256, "media_type": d.media_type}
              for d in data.dumps]
     views = [{"name": v.name, "title": v.title, "href": f"views/{v.name}.html"} for v, _r, _e in _view_items(data)]
