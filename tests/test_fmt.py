@@ -287,7 +287,7 @@ def test_several_inlined_blank_nodes_under_one_predicate() -> None:
 def test_collections() -> None:
     out = body('ex:s ex:list ( 3 1 2 ) ; ex:empty () ; ex:nested ( ( "a" ) [ ex:p 1 ] ) .\n')
     assert "    ex:list ( 3 1 2 ) ;\n" in out
-    assert "    ex:empty rdf:nil ;\n" in out
+    assert "    ex:empty () ;\n" in out
     assert "    ex:nested (\n        ( \"a\" )\n        [\n            ex:p 1\n        ]\n    ) .\n" in out
     long = body("ex:s ex:list ( " + " ".join(f'"item number {i}"' for i in range(12)) + " ) .\n")
     assert long.startswith("ex:s\n    ex:list (\n        \"item number 0\"\n        \"item number 1\"\n")

@@ -27,24 +27,28 @@ The layout
 5. **Terms**: an IRI is a prefixed name when a declared prefix leaves a local part that is a valid
    ``PN_LOCAL`` *without* backslash escapes (``%XX`` is allowed); otherwise ``<iri>`` (the longest
    matching namespace is tried first; names sharing a namespace: the alphabetically first).
-   Literals: ``"..."`` with ``\\\\ \\" \\n \\r \\t`` escaped and control, line-separator and invisible format
-   characters as ``\\uXXXX``; text containing a newline becomes a ``\"\"\"...\"\"\"`` long string
-   (newlines kept; a quote is escaped only where it would end the string). Language tags in
-   BCP 47 case (``en-GB``). ``xsd:integer``, ``xsd:decimal``, ``xsd:double`` and ``xsd:boolean``
+   Literals: ``"..."`` with ``\\\\ \\" \\n \\r \\t`` escaped, and control, line-separator and
+   invisible format characters as ``\\uXXXX``; text containing a newline becomes a long string
+   ``\"\"\"...\"\"\"`` (newlines kept; a quote is escaped only where it would end the string).
+   Language tags in BCP 47 case (``en-GB``; pyoxigraph reads them lower-case, and RDF compares
+   them case-insensitively). ``xsd:integer``, ``xsd:decimal``, ``xsd:double`` and ``xsd:boolean``
    use the bare short form only when the lexical form is canonical (``1``, ``1.5``, ``1.0E3``,
    ``true``); anything else (``"01"^^xsd:integer``, ``"1.50"^^xsd:decimal``) stays quoted.
 6. **Blank nodes**: a blank node that is the object of exactly one triple is inlined there as
    ``[ ... ]`` (its predicates at the next indent; ``[]`` when it has none); a well-formed RDF
-   collection as ``( ... )`` (one line when it fits in 100 characters and no item spans lines).
-   A blank node that is never an object is written as a ``[]`` subject block. Every other blank node
-   gets a label derived from its content: ``_:b`` + 8 hex digits of a hash of its neighbourhood
-   (colour refinement over the blank-node graph, so no dependence on parser ids), with ``_1``,
-   ``_2``, ... appended when two nodes cannot be told apart. Cycles of single-use blank nodes are
-   cut at their smallest-hash node; inlining stops 32 levels deep (deeper nodes get labels).
+   collection as ``( ... )`` (one line when it fits in 100 characters and no item spans lines;
+   ``rdf:nil`` as an object is ``()``). A blank node that is never an object is written as a
+   ``[]`` subject block. Every other blank node gets a label derived from its content: ``_:b`` +
+   8 hex digits of a hash of its neighbourhood (colour refinement over the blank-node graph plus a
+   hash of everything inlined below it; never the parser's ids), with ``_1``, ``_2``, ... appended
+   when two nodes cannot be told apart. Cycles of single-use blank nodes are cut at their
+   smallest-hash node; inlining stops 32 levels deep (deeper nodes get labels).
 7. **Comments**: a comment block above a subject's statement (after the previous statement ended)
    is written directly above that subject's block; comments inside a statement (end-of-line notes)
-   join that block too, so no comment is lost. Comments that cannot be tied to an IRI or labelled
-   blank node (inside ``[ ... ] .`` statements, after the last statement) go to the end of the file.
+   join that block too (a note after the final `` .`` on the same line as well), so no comment is
+   lost. A comment above a blank node that ends up inlined goes above the block it is written in.
+   Comments that cannot be tied to a subject (inside ``[ ... ] .`` statements, after the last
+   statement) go to the end of the file.
 8. UTF-8, ``\\n`` line endings, one trailing newline.
 
 Parsing is pyoxigraph's; the formatter works on its N-Triples output (fast for 1M-triple files).
@@ -766,6 +770,8 @@ class _Writer:
         self.terms = terms
         self._pkeys: dict[str, tuple[int, str]] = {}
         self._orders: dict[frozenset[str], list[tuple[str, str]]] = {}
+        # objects that are IRIs or literals: (sort rank, text); rdf:nil is the empty collection
+        self._ground: dict[str, tuple[int, str]] = {RDF_NIL: (2, "()")}
 
     def predicate_key(self, p: str) -> tuple[int, str]:
         key = self._pkeys.get(p)
@@ -786,7 +792,11 @@ class _Writer:
     def obj(self, o: str, indent: str) -> tuple[int, str]:
         """(sort rank, text) of an object written on a line indented by ``indent``."""
         if o[0] != "_":
-            return (0 if o[0] == "<" and not o.startswith("<<(") else 1), self.terms.term(o)
+            known = self._ground.get(o)
+            if known is None:
+                rank = 0 if o[0] == "<" and not o.startswith("<<(") else 1
+                known = self._ground[o] = (rank, self.terms.term(o))
+            return known
         layout = self.layout
         if o in layout.collections:
             return 2, self.collection(layout.collections[o], indent)
@@ -815,24 +825,20 @@ class _Writer:
         if order is None:
             pkey = self.predicate_key
             order = self._orders[shape] = [(p, pkey(p)[1]) for p in sorted(pmap, key=pkey)]
-        cache = self.terms._cache
+        ground = self._ground
         for p, verb in order:
             objs = pmap[p]
             if len(objs) == 1:
                 o = objs[0]
-                text = cache.get(o)
-                if text is None:
-                    text = self.obj(o, indent)[1]
+                known = ground.get(o)
+                text = known[1] if known is not None else self.obj(o, indent)[1]
                 out.append(f"{indent}{verb} {text}")
             else:
                 inner = indent + INDENT
                 texts = []
                 for o in objs:
-                    text = cache.get(o)
-                    if text is None:
-                        texts.append(self.obj(o, inner))
-                    else:  # a ground term already written once: an IRI (rank 0) or a literal
-                        texts.append((0 if o[0] == "<" and o[1] != "<" else 1, text))
+                    known = ground.get(o)
+                    texts.append(known if known is not None else self.obj(o, inner))
                 texts.sort()
                 out.append(f"{indent}{verb}\n" + " ,\n".join(inner + t for _, t in texts))
         return out
