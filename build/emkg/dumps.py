@@ -25,6 +25,10 @@
     cannot contain its own checksum, and keeping them out of the graph keeps the four dumps
     identical in content.
 
+``emkg.ttl`` and ``void.ttl`` are laid out by the project's canonical formatter
+(``fmt.format_turtle``, the layout of the sources); the TriG dump and each page's ``index.ttl``
+use the writer here (sorted subjects, ``rdf:type`` first, then predicates and objects sorted).
+
 Reproducible: subjects, predicates and objects are sorted by their N-Triples text; prefixes are
 those declared in the sources (plus the few standard ones the description needs: ``dcat``,
 ``void``, ``spdx``...), never invented; blank nodes (the sources have none) are labelled by RDFC-1.0
@@ -33,9 +37,12 @@ last git commit that touched ``ontology/`` or ``data/``), never from the clock.
 
 The description counts: ``void:triples`` is the number of triples in ``emkg.ttl`` (description
 included: the count is computed after the description is built, whose size does not depend on
-the number written); ``void:entities`` the distinct subjects under ``<base>id/``
-(``void:uriSpace``); ``void:classes`` the distinct ``rdf:type`` objects, each with a
-``void:classPartition`` (``<base>dataset/class/<prefix>-<name>``) giving its instance count.
+the number written). The other counts describe the ontology and data, not the description's own
+bookkeeping: ``void:entities`` the distinct subjects under ``<base>id/`` (``void:uriSpace``),
+``void:classes`` the distinct ``rdf:type`` objects, each with a ``void:classPartition``
+(``<base>dataset/class/<prefix>-<name>``) giving its instance count, ``void:properties`` the
+distinct predicates. The dataset is ``<base>dataset``; each dump is a ``dcat:Distribution`` whose
+IRI is its download address (``<base>emkg.ttl`` ...).
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
+from .fmt import format_turtle
 from .project import Project
 
 log = logging.getLogger(__name__)
@@ -726,7 +734,7 @@ def write_dumps(project: Project, graph, out_dir: Path, *, description: Descript
 
     by_name = {f.name: f for f in FORMATS}
     say("writing emkg.ttl")
-    record(by_name["emkg.ttl"], write_turtle(quads, prefixes, _comment(description, "emkg.ttl")))
+    record(by_name["emkg.ttl"], format_turtle(write_turtle(quads, prefixes, _comment(description, "emkg.ttl")), "emkg.ttl"))
     say("writing emkg.nt")
     record(by_name["emkg.nt"], write_ntriples(quads))
     say("writing emkg.jsonld")
@@ -742,7 +750,7 @@ def write_dumps(project: Project, graph, out_dir: Path, *, description: Descript
     void_text = write_turtle(void_triples(description, dumps, project), prefixes,
                              _comment(description, "void.ttl (the dataset description with the dumps' sizes and SHA-256)"),
                              only_used_prefixes=True)
-    size, digest = _write_file(out_dir / VOID_FILE, void_text)
+    size, digest = _write_file(out_dir / VOID_FILE, format_turtle(void_text, VOID_FILE))
     dumps.append(Dump(VOID_FILE, "The dataset description (VoID and DCAT) with sizes and checksums", "text/turtle", size, digest, 0))
     return dumps
 
