@@ -222,6 +222,21 @@ def local_name(iri: str) -> str:
     return iri[cut + 1:].rstrip("/") or iri
 
 
+_EXTERNAL = (
+    (re.compile(r"^https?://www\.wikidata\.org/entity/(Q\d+)$"), "Wikidata {}"),
+    (re.compile(r"^https?://statistics\.data\.gov\.uk/id/statistical-geography/([A-Z]\d{8})$"), "ONS statistical geography {}"),
+)
+
+
+def external_label(iri: str) -> str | None:
+    """Words for well-known external identifiers (a Wikidata item, an ONS geography)."""
+    for pattern, words in _EXTERNAL:
+        match = pattern.match(iri)
+        if match:
+            return words.format(match.group(1))
+    return None
+
+
 def format_date(value: str, datatype: str, precision: str | None = None) -> str | None:
     """A date as people write it ("1 September 2019", "September 2019"), or None if not a date."""
     try:
@@ -580,6 +595,9 @@ class Pages:
                             "href": up + "def/index.html#classes", "iri": iri}
                 return {"kind": "code", "label": iri}
             if iri.startswith(("http://", "https://")):
+                known = external_label(iri)
+                if known:
+                    return {"kind": "external", "href": iri, "label": known, "iri": iri}
                 shown = m.literal(iri, *LABEL_PROPERTIES) or (m.prefixes.curie(iri) if predicate == RDF_TYPE or
                                                               predicate in (RDFS + "subClassOf", RDFS + "subPropertyOf") else None) or iri
                 return {"kind": "external", "href": iri, "label": shown, "iri": iri}
@@ -893,8 +911,24 @@ class Pages:
         }
 
     # -- shapes → plain-language requirements
+    def prepare_requirements(self) -> None:
+        """Read the shapes once, in the main process (workers then never touch the shapes store)."""
+        m = self.m
+        classes = [k for k, types in m.types.items() if {OWL + "Class", RDFS + "Class"} & set(types)]
+        self._requirements = {cls: requirements(m, cls, "", self) for cls in sorted(classes)}
+
     def requirements_for(self, cls: str, up: str) -> list[dict] | None:
-        return requirements(self.m, cls, up, self)
+        cached = getattr(self, "_requirements", None)
+        rows = cached[cls] if cached is not None and cls in cached else requirements(self.m, cls, "", self)
+        if rows is None:
+            return None
+        out = []
+        for row in rows:
+            prop = row.get("property")
+            if prop and prop.get("href") and not re.match(r"^[a-z][a-z0-9+.-]*:", prop["href"]):
+                row = dict(row, property=dict(prop, href=up + prop["href"]))
+            out.append(row)
+        return out
 
 
 # --- shapes ---------------------------------------------------------------------------------------
@@ -1200,6 +1234,7 @@ def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes
     tick = progress or (lambda _step, _done, _total: None)
     model = Model(data)
     pages = Pages(model)
+    pages.prepare_requirements()
     chrome = Chrome(date=date, date_label=format_date(date[:10], XSD + "date") if date else None)
     out_dir.mkdir(parents=True, exist_ok=True)
     stats = SiteStats()
@@ -1678,7 +1713,7 @@ def ontology_docs(pages: Pages, up: str) -> dict:
         if types & {OWL + "Class", RDFS + "Class"}:
             entry["supers"] = [pages.type_value(x, up) for x in m.objects(iri, RDFS + "subClassOf")]
             entry["equivalents"] = [pages.type_value(x, up) for x in m.objects(iri, OWL + "equivalentClass")]
-            entry["requirements"] = requirements(m, iri, up, pages) or []
+            entry["requirements"] = pages.requirements_for(iri, up) or []
             entry["instances"] = len(m.instances(iri))
             classes.append(entry)
         elif types & {OWL + "ObjectProperty", OWL + "DatatypeProperty", OWL + "AnnotationProperty", RDF + "Property"}:
