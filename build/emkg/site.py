@@ -16,7 +16,8 @@ Layout (every link is relative, so the folder works from ``file://`` and from an
 * Listings: ``authorities/``, ``updates/``, ``programmes/``, ``people/``, ``organisations/``,
   ``events/``, ``publications/``, ``themes/``, ``glossary/``; ``views/NAME.html`` per stored view;
   ``quality/`` the validation report; ``search/`` the search page (``search/index.js`` holds the
-  index for the script, ``search-index.json`` the same for machines).
+  index for the script, ``search-index.json`` the same for machines); ``.nojekyll`` so that GitHub
+  Pages serves ``_r/``.
 
 Pages are rendered by jinja2 with autoescape on; all logic is here, templates only lay out.
 Big graphs are rendered by a pool of processes over batches of pages (``jobs``).
@@ -1311,7 +1312,8 @@ def extra_files(pages: Pages, data: SiteInput) -> dict[str, str]:
     index_json = json.dumps(entries, ensure_ascii=False, indent=0)
     script = ("/* The search index of the emkg site: label, type, url (relative to the site root). */\n"
               "window.EMKG_SEARCH = " + str(script_json(entries)) + ";\n")
-    return {"search-index.json": index_json + "\n", "search/index.js": script}
+    # .nojekyll: GitHub Pages would otherwise hide folders starting with "_" (such as _r/)
+    return {"search-index.json": index_json + "\n", "search/index.js": script, ".nojekyll": ""}
 
 
 def counts(pages: Pages, data: SiteInput) -> list[tuple[str, int, str | None]]:
