@@ -755,7 +755,7 @@ def wl_colors(
             new[b] = hashlib.sha256((colors[b] + "\n" + "\n".join(parts)).encode("utf-8")).hexdigest()
         colors = new
         count = len(set(colors.values()))
-        if count == classes:
+        if count == classes or count == len(nodes):  # stable, or every node told apart
             break
         classes = count
     return colors
@@ -959,7 +959,7 @@ def _partition(lines: Iterable[str]) -> tuple[set[str], set[str]]:
 
 def _signature(lines: set[str]) -> tuple[list[str], bool]:
     graph = _Graph(sorted(lines))
-    colors = node_colors(graph.subjects, graph.refs, graph.order)
+    colors = wl_colors(graph.subjects, graph.refs, graph.order)
     sig = []
     for line in lines:
         s, p, o = _split(line)
