@@ -621,3 +621,31 @@ def test_output_does_not_depend_on_statement_order_or_blank_node_names(graph: li
     out = fmt.format_turtle(header + "\n".join(lines) + "\n", "a.ttl")
     assert fmt.format_turtle(header + "\n".join(renamed) + "\n", "b.ttl") == out
     assert_lossless(header + "\n".join(lines), out)
+
+
+comment_texts = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\n\r"), max_size=20)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(min_value=0), st.booleans(), comment_texts), max_size=12))
+def test_comments_anywhere_are_kept_and_harmless(inserts: list[tuple[int, bool, str]]) -> None:
+    """Comments put at random line ends (never inside a long string) all survive, and change nothing else."""
+    expected = (DATA / "messy.expected.ttl").read_text(encoding="utf-8")
+    long_strings = [m.span() for m in re.finditer(r'"""(?:[^"\\]|\\.|"{1,2}(?!"))*"""', expected, re.S)]
+    ends = [i for i, c in enumerate(expected) if c == "\n" and not any(a < i < b for a, b in long_strings)]
+    chosen: dict[int, tuple[str, bool]] = {}  # one comment per line end
+    for n, (where, own_line, words) in enumerate(inserts):
+        chosen.setdefault(ends[where % len(ends)], (f"# note {n}: {words}".rstrip(), own_line))
+    wanted = [comment for comment, _ in chosen.values()]
+    text = expected
+    for pos in sorted(chosen, reverse=True):  # from the end, so that earlier positions stay valid
+        comment, own_line = chosen[pos]
+        line_start = text.rfind("\n", 0, pos) + 1
+        own_line = own_line or text[line_start:pos].lstrip().startswith("#")  # not glued to a comment
+        text = text[:pos] + ("\n" if own_line else "  ") + comment + text[pos:]
+    out = fmt.format_turtle(text, "commented.ttl")
+    assert canonical(out) == canonical(expected)
+    lines = out.split("\n")
+    for comment in wanted:
+        assert comment in lines
+    assert fmt.format_turtle(out, "commented.ttl") == out
