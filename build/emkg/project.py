@@ -62,6 +62,12 @@ class Project:
     def all_turtle_files(self) -> list[Path]:
         return self.graph_files() + self.shape_files()
 
+    def rebase_query(self, text: str) -> str:
+        """SPARQL text written against the default base IRI, with the project's base instead."""
+        if self.base_iri == DEFAULT_BASE_IRI:
+            return text
+        return text.replace("<" + DEFAULT_BASE_IRI, "<" + self.base_iri)
+
     def relative(self, path: Path) -> str:
         """A path as users see it in messages: relative to the project root when inside it."""
         try:

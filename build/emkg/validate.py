@@ -679,7 +679,7 @@ def qc_checks(project: Project) -> tuple[list[QcCheck], list[ProjectProblem]]:
         severity = severity.lower()
         title = header.get("title", ("", 0))[0] or path.stem.replace("-", " ")
         checks.append(QcCheck(path=path, name=name, title=title, description=header.get("description", ("", 0))[0],
-                              severity=severity, text=text))
+                              severity=severity, text=project.rebase_query(text)))
     return checks, problems
 
 

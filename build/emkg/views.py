@@ -173,8 +173,7 @@ def _read_view(path: Path, project: Project, *, require_header: bool = True) -> 
         raise UsageError(f"{shown}: not UTF-8 text") from None
     except OSError as exc:
         raise UsageError(f"{shown}: cannot read: {exc.strerror or exc}") from None
-    if project.base_iri != DEFAULT_BASE_IRI:
-        text = text.replace("<" + DEFAULT_BASE_IRI, "<" + project.base_iri)
+    text = project.rebase_query(text)
     name = path.stem
     # a stored view that is broken is a bug in the project's sources (exit 1); a --file is user input (exit 2)
     error = DataError if require_header else UsageError
