@@ -129,3 +129,15 @@ def test_base_iri_is_set_in_one_place(tmp_path: Path) -> None:
     assert quad.subject.value == "https://data.example.gov.uk/kg/id/authority/x"
     assert quad.object.value == "https://data.example.gov.uk/kg/id/authority/y"
     assert graph.index.locate("https://data.example.gov.uk/kg/id/authority/x").line == 3
+
+
+def test_index_finds_literal_objects_by_lexical_form() -> None:
+    from emkg.load import literal_key
+
+    text = PREFIXES + 'ex:a ex:p "x\\"y\\u00e9" ,\n    """long\nline""" ;\n    ex:n 42 ;\n    ex:d "2019-13-45"^^ex:date .\n'
+    idx = index_turtle(text, "t.ttl", {"ex": "http://example.org/"}, "file:///t.ttl")
+    ex = "http://example.org/"
+    assert idx.objects[(ex + "a", ex + "p", literal_key('x"yé'))].line == 2
+    assert idx.objects[(ex + "a", ex + "p", literal_key("long\nline"))].line == 3
+    assert idx.objects[(ex + "a", ex + "n", literal_key("42"))].line == 4
+    assert idx.objects[(ex + "a", ex + "d", literal_key("2019-13-45"))].line == 5

@@ -309,6 +309,34 @@ def _expand(kind: str, value: str, prefixes: dict[str, str], base: str) -> str |
     return None
 
 
+LITERAL_KEY = "\x00literal:"
+_STRING_ESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|U([0-9A-Fa-f]{8})|(.))", re.DOTALL)
+_ECHAR = {"t": "\t", "b": "\b", "n": "\n", "r": "\r", "f": "\f", '"': '"', "'": "'", "\\": "\\"}
+
+
+def literal_key(lexical: str) -> str:
+    """The index key of a literal object (its lexical form), apart from IRIs."""
+    return LITERAL_KEY + lexical
+
+
+def literal_key_of_token(kind: str, token: str) -> str | None:
+    """The index key of a literal token as written (strings unescaped; numbers and booleans as is)."""
+    if kind in ("str", "long"):
+        quote = 3 if kind == "long" else 1
+        body = token[quote:-quote]
+        return literal_key(_STRING_ESCAPE.sub(_unescape, body))
+    if kind == "word" and ":" not in token and not token.startswith("@"):
+        return literal_key(token)
+    return None
+
+
+def _unescape(match: re.Match) -> str:
+    code = match.group(1) or match.group(2)
+    if code:
+        return chr(int(code, 16))
+    return _ECHAR.get(match.group(3), match.group(3))
+
+
 def index_turtle(text: str, name: str, prefixes: dict[str, str], base: str) -> SourceIndex:
     """Record the line of every top-level subject, of each of its predicates, and of IRI objects.
 
@@ -371,7 +399,8 @@ def index_turtle(text: str, name: str, prefixes: dict[str, str], base: str) -> S
                 index.statements.setdefault((subject, iri), []).append(loc)
             expect = "object"
         elif expect == "object":
-            if subject is not None and predicate is not None and iri is not None:
-                index.objects.setdefault((subject, predicate, iri), loc)
+            key = iri if iri is not None else literal_key_of_token(kind, value)
+            if subject is not None and predicate is not None and key is not None:
+                index.objects.setdefault((subject, predicate, key), loc)
             # a datatype after ^^ or a language tag is part of the same object: stay in object state
     return index

@@ -229,6 +229,11 @@ _EXTERNAL = (
 )
 
 
+def safe_external_href(iri: str) -> str | None:
+    """An IRI usable as a live link (http, https, mailto); None for javascript:, data: and the rest."""
+    return iri if re.match(r"(?i)^(https?|mailto):", iri) and not re.search(r"[\s\x00-\x1f]", iri) else None
+
+
 def external_label(iri: str) -> str | None:
     """Words for well-known external identifiers (a Wikidata item, an ONS geography)."""
     for pattern, words in _EXTERNAL:
@@ -622,7 +627,7 @@ class Pages:
     def prop(self, p: str, up: str) -> dict:
         m = self.m
         target = m.page(p)
-        return {"label": capitalise(m.term_label(p)), "href": up + target if target else p,
+        return {"label": capitalise(m.term_label(p)), "href": up + target if target else safe_external_href(p),
                 "curie": m.prefixes.curie(p) or p}
 
     def rows(self, s: str, up: str, skip: Iterable[str] = (), depth: int = 0) -> list[dict]:
@@ -648,7 +653,8 @@ class Pages:
         label = capitalise(m.term_label(cls))
         if target:
             return {"kind": "link", "label": label, "href": up + target, "iri": cls}
-        return {"kind": "external", "label": m.prefixes.curie(cls) or cls, "href": cls, "iri": cls}
+        href = safe_external_href(cls)
+        return {"kind": "external" if href else "code", "label": m.prefixes.curie(cls) or cls, "href": href, "iri": cls}
 
     # -- glossary and rich text
     def _glossary(self) -> dict[str, str]:

@@ -24,7 +24,7 @@ import rdflib
 from rdflib.namespace import RDF, SH
 
 from .errors import EXIT_DATA, EXIT_OK, EXIT_USAGE, UsageError
-from .load import LoadedGraph, Location, SyntaxProblem, load_graph, load_shapes
+from .load import LoadedGraph, Location, SyntaxProblem, literal_key, load_graph, load_shapes
 from .project import Project
 from .terms import rdflib_to_ox
 
@@ -288,6 +288,10 @@ class Locator:
         f = focus.value if isinstance(focus, ox.NamedNode) else None
         p = path.value if path is not None else None
         v = value.value if isinstance(value, ox.NamedNode) else None
+        if f is not None and p is not None and isinstance(value, ox.Literal):
+            found = self.index.objects.get((f, p, literal_key(value.value)))
+            if found is not None:
+                return found
         if inverse and v is not None and f is not None and p is not None:
             found = self.index.locate(v, p, f)
             if found is not None:
