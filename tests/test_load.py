@@ -139,5 +139,5 @@ def test_index_finds_literal_objects_by_lexical_form() -> None:
     ex = "http://example.org/"
     assert idx.objects[(ex + "a", ex + "p", literal_key('x"yé'))].line == 2
     assert idx.objects[(ex + "a", ex + "p", literal_key("long\nline"))].line == 3
-    assert idx.objects[(ex + "a", ex + "n", literal_key("42"))].line == 4
-    assert idx.objects[(ex + "a", ex + "d", literal_key("2019-13-45"))].line == 5
+    assert idx.objects[(ex + "a", ex + "n", literal_key("42"))].line == 5
+    assert idx.objects[(ex + "a", ex + "d", literal_key("2019-13-45"))].line == 6

@@ -515,8 +515,9 @@ authority:b a emkg:CountyCouncil ;
     code, out, _ = run_emkg("validate", "--format", "github", root=root)
     assert code == 1
     lines = out.splitlines()
-    assert lines[0].startswith("::warning file=data/z.ttl,line=20,col=5,title=emkg validate::warning: Labels must have")
-    assert lines[1].startswith("::error file=data/z.ttl,line=22,col=5,title=emkg validate::")
+    # the column of the offending value itself: the literal "B", the literal "b,100%..."
+    assert lines[0].startswith("::warning file=data/z.ttl,line=20,col=16,title=emkg validate::warning: Labels must have")
+    assert lines[1].startswith("::error file=data/z.ttl,line=22,col=19,title=emkg validate::")
     assert "::violation: foaf:homepage must be an IRI" in lines[1]
     assert "100%25" in lines[1] and "\\n" in lines[1]
     assert lines[-1].startswith("1 violation, 1 warning in 1 file")
