@@ -194,3 +194,25 @@ def _jsonld_strings(node) -> set[str]:
     if isinstance(node, list):
         return set().union(*(_jsonld_strings(v) for v in node)) if node else set()
     return set()
+
+
+def test_endpoint_credentials_never_reach_the_output(project: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("EMKG_ENDPOINT", "https://zq-user-7:s3cret-pw@sparql.example.gov.uk:8443/emkg/query")
+    out_dir = tmp_path / "public"
+    code, out, err = _run(capsys, "--root", str(project), "build", "--out", str(out_dir), "--no-site")
+    assert code == 0, out + err
+    assert "s3cret-pw" not in out + err
+    for path in out_dir.rglob("*"):
+        if path.is_file():
+            assert b"s3cret-pw" not in path.read_bytes(), path
+            assert b"zq-user-7" not in path.read_bytes(), path
+    void = rdflib.Graph().parse(out_dir / "void.ttl")
+    endpoints = {str(o) for o in void.objects(None, rdflib.URIRef("http://rdfs.org/ns/void#sparqlEndpoint"))}
+    assert endpoints == {"https://sparql.example.gov.uk:8443/emkg/query"}
+
+
+def test_an_iri_that_cannot_be_a_file_name_is_reported_and_kept_inside_the_output(project: Path, tmp_path: Path, capsys) -> None:
+    path = _write(tmp_path, "odd.ttl", '\n<https://w3id.org/emkg/id/authority/a:b*c> skos:related <https://w3id.org/emkg/id/authority/rutland-county-council> .\n')
+    code, out, _err = _run(capsys, "--root", str(project), "validate", str(path))
+    assert code == 1
+    assert any(l.startswith(f"{path}:8:") and "a:b*c" in l for l in out.splitlines()), out

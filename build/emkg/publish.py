@@ -24,6 +24,7 @@ import shutil
 import signal
 import sys
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -257,6 +258,25 @@ def run_build(project: Project, args) -> int:
     return EXIT_OK
 
 
+def public_endpoint(raw: str) -> str | None:
+    """The SPARQL endpoint to announce in the dataset description: an http(s) URL with any
+    ``user:password@`` removed (credentials are never written into the output)."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    parts = urllib.parse.urlsplit(raw)
+    try:
+        port = parts.port
+    except ValueError:
+        port, parts = None, parts._replace(scheme="")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        log.warning("%s is not an http(s) URL; the dataset description names no SPARQL endpoint", ENDPOINT_ENV)
+        return None
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    netloc = host + (f":{port}" if port else "")
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+
+
 def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = True, jobs: int = 0,
             progress: Progress | None = None, started: float | None = None) -> BuildSummary:
     """Write dumps, views and (``site``) the site for a validated graph into ``out``, atomically.
@@ -269,7 +289,7 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
     started = time.monotonic() if started is None else started
     progress = progress or Progress()
     date = dumps_mod.source_date(project)
-    endpoint = os.environ.get(ENDPOINT_ENV, "").strip() or None
+    endpoint = public_endpoint(os.environ.get(ENDPOINT_ENV, ""))
     _clean_leftovers(out)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     if tmp.exists():
