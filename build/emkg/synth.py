@@ -517,6 +517,7 @@ class Generator:
             self.update_slugs.append((year, month))
         self.glossary = [f"concept:glossary-syn{i:04d}" for i in range(1, plan.glossary_terms + 1)]
         self.programmes = [f"programme:synthetic-programme-{i:04d}" for i in range(1, plan.programmes + 1)]
+        self._reported = 0
 
     def make_programmes_file(self) -> None:
         blocks = []
@@ -603,12 +604,17 @@ class Generator:
         for u, (year, month) in enumerate(self.update_slugs):
             slug = f"{year}-{month:02d}"
             blocks = []
-            doc_id = f"synthetic-update-{slug}"
             title = f"Synthetic National Update {MONTHS[month - 1]} {year}"
-            doc = Block(f"source:{doc_id}", "emkg:SourceDocument")
-            doc.add("dcterms:identifier", lit(doc_id, None)).add("dcterms:title", lit(title))
-            doc.add("emkg:fileName", lit(doc_id + ".txt", None)).add("rdfs:label", lit(f"Seed {doc_id}: {title}"))
-            blocks.append(doc)
+            # one seed document per region (a national update compiled from nine regional reports)
+            docs = []
+            for r in range(1, len(self.regions) + 1):
+                doc_id = f"synthetic-update-{slug}-r{r:02d}"
+                doc_title = f"Synthetic Region {r} report for the {MONTHS[month - 1]} {year} update"
+                doc = Block(f"source:{doc_id}", "emkg:SourceDocument")
+                doc.add("dcterms:identifier", lit(doc_id, None)).add("dcterms:title", lit(doc_title))
+                doc.add("emkg:fileName", lit(doc_id + ".txt", None)).add("rdfs:label", lit(f"Seed {doc_id}: {doc_title}"))
+                blocks.append(doc)
+                docs.append([doc, doc_id, 3, 0])  # block, id, next line, sections so far
             upd = Block(f"update:{slug}", "emkg:RegionalUpdate")
             upd.add("rdfs:label", lit(title)).add("dcterms:title", lit(title))
             upd.add("dcterms:date", typed(f"{slug}-01", "date"))
@@ -616,22 +622,27 @@ class Generator:
             upd.add("emkg:statedDate", lit(f"{MONTHS[month - 1]} {year}", None))
             upd.add("emkg:coversPeriod", lit(f"{MONTHS[month - 3]} – {MONTHS[month - 1]} {year}"))
             upd.add("dcterms:spatial", *self.regions)
-            upd.add("prov:wasDerivedFrom", doc.subject)
+            upd.add("prov:wasDerivedFrom", *(d[0].subject for d in docs))
             blocks.append(upd)
             self.candidate("date-not-first-of-month", upd, f"data/updates/{slug}.ttl")
-            line = 3
             for s in range(1, plan.sections_per_update + 1):
                 region_no = 1 + (s - 1) % len(self.regions)
-                topic = rng.randrange(len(self.programmes))
+                doc_entry = docs[region_no - 1]
+                doc, doc_id, line = doc_entry[0], doc_entry[1], doc_entry[2]
+                doc_entry[3] += 1
+                # every programme is reported at least once (the first sections take them in turn),
+                # so a clean tree has no 'programme no section reports on' warning
+                topic = self._reported if self._reported < len(self.programmes) else rng.randrange(len(self.programmes))
+                self._reported += 1
                 programme = self.programmes[topic]
                 heading = f"Synthetic topic {topic + 1:04d} in Synthetic Region {region_no}"
                 words = 30 + rng.randrange(40)
                 src = Block(f"source:{doc_id}-s{s:03d}", "emkg:SourceSection")
                 src.add("dcterms:isPartOf", doc.subject).add("dcterms:title", lit(heading))
                 start, end = line, line + 1 + words // 12
-                line = end + 2
+                doc_entry[2] = end + 2
                 src.add("emkg:startLine", str(start)).add("emkg:endLine", str(end))
-                src.add("prov:wasDerivedFrom", doc.subject).add("schema:position", str(s))
+                src.add("prov:wasDerivedFrom", doc.subject).add("schema:position", str(doc_entry[3]))
                 sec = Block(f"section:{slug}-s{s:03d}", "emkg:UpdateSection")
                 sec.add("dcterms:isPartOf", upd.subject).add("dcterms:title", lit(heading))
                 sec.add("rdfs:label", lit(f"{MONTHS[month - 1]} {year}: {heading}"))
