@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -360,8 +361,10 @@ def _pyshacl_engine(data: rdflib.Graph, shapes: rdflib.Graph) -> rdflib.Graph:
     return results
 
 
-def _turbo_engine(data: rdflib.Graph, shapes: rdflib.Graph) -> rdflib.Graph:  # pragma: no cover - optional
-    import pyshacl_turbo  # not a dependency: only when installed, for the equivalence/bench tests
+def _turbo_engine(data: rdflib.Graph | ox.Store, shapes: rdflib.Graph) -> rdflib.Graph:
+    """pyshacl-turbo (pySHACL's API, a native engine). Fastest fed the pyoxigraph Store itself
+    (``accepts_store``): no rdflib copy of the data is made; the results come back as rdflib."""
+    import pyshacl_turbo
 
     _conforms, results, _text = pyshacl_turbo.validate(
         data, shacl_graph=shapes, inference="none", advanced=True, allow_warnings=True, allow_infos=True,
@@ -369,8 +372,28 @@ def _turbo_engine(data: rdflib.Graph, shapes: rdflib.Graph) -> rdflib.Graph:  # 
     return results
 
 
+_turbo_engine.accepts_store = True  # type: ignore[attr-defined]
+
 ENGINES: dict[str, ShaclEngine] = {"pyshacl": _pyshacl_engine, "pyshacl-turbo": _turbo_engine}
-DEFAULT_ENGINE = "pyshacl"
+# pySHACL stays the reference (tests/test_equivalence.py checks the two agree); EMKG_SHACL_ENGINE
+# picks another engine for a run (e.g. EMKG_SHACL_ENGINE=pyshacl emkg validate).
+DEFAULT_ENGINE = "pyshacl-turbo"
+ENGINE_ENV = "EMKG_SHACL_ENGINE"
+
+
+def default_engine() -> str:
+    """The engine ``validate``/``build`` use: ``$EMKG_SHACL_ENGINE``, else ``DEFAULT_ENGINE`` (if installed)."""
+    chosen = os.environ.get(ENGINE_ENV, "").strip()
+    if chosen:
+        if chosen not in ENGINES:
+            raise UsageError(f"{ENGINE_ENV}={chosen!r}: unknown SHACL engine; use one of {', '.join(ENGINES)}")
+        return chosen
+    if DEFAULT_ENGINE == "pyshacl-turbo":
+        import importlib.util
+
+        if importlib.util.find_spec("pyshacl_turbo") is None:
+            return "pyshacl"
+    return DEFAULT_ENGINE
 
 
 @dataclass(frozen=True)
@@ -387,11 +410,14 @@ class ShaclResult:
     constraint: rdflib.term.Node | None
 
 
-def run_shacl(data: rdflib.Graph, shapes: rdflib.Graph, engine: str | ShaclEngine = DEFAULT_ENGINE) -> tuple[list[ShaclResult], rdflib.Graph]:
+def run_shacl(data: rdflib.Graph | ox.Store, shapes: rdflib.Graph, engine: str | ShaclEngine | None = None) -> tuple[list[ShaclResult], rdflib.Graph]:
     """Validate ``data`` against ``shapes`` with one engine: the results and the results graph.
 
     The one place an engine is called, so that a faster one can be swapped in (``ENGINES``).
+    ``data`` is an rdflib Graph, or a pyoxigraph Store for engines that say ``accepts_store``.
+    ``engine`` None is :func:`default_engine`.
     """
+    engine = default_engine() if engine is None else engine
     run = ENGINES[engine] if isinstance(engine, str) else engine
     results_graph = run(data, shapes)
     return read_results(results_graph), results_graph
@@ -786,8 +812,12 @@ def run_qc(check: QcCheck, graph: LoadedGraph, locator: Locator, short: Shortene
 # --- the public API ----------------------------------------------------------------------------------
 
 def validate_loaded(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: bool = True,
-                    engine: str | ShaclEngine = DEFAULT_ENGINE) -> Report:
-    """Validate an already loaded graph: syntax problems, SHACL results and QC rows in one report."""
+                    engine: str | ShaclEngine | None = None) -> Report:
+    """Validate an already loaded graph: syntax problems, SHACL results and QC rows in one report.
+
+    ``engine``: a name in ``ENGINES`` or a callable; None is :func:`default_engine`.
+    """
+    engine = default_engine() if engine is None else engine
     if isinstance(engine, str) and engine not in ENGINES:
         raise UsageError(f"unknown SHACL engine {engine!r}; use one of {', '.join(ENGINES)}")
     started = time.perf_counter()
@@ -806,10 +836,12 @@ def validate_loaded(project: Project, graph: LoadedGraph, shapes: LoadedGraph, q
 
     report.shapes = count_shapes(shapes) if len(shapes) else 0
     if len(shapes):
-        data_graph = graph.to_rdflib()
+        run = ENGINES[engine] if isinstance(engine, str) else engine
+        # an engine that takes the pyoxigraph Store gets it as is (no rdflib copy of the data)
+        data_graph = graph.store if getattr(run, "accepts_store", False) else graph.to_rdflib()
         shapes_graph = shapes.to_rdflib()
         try:
-            raw, results_graph = run_shacl(data_graph, shapes_graph, engine)
+            raw, results_graph = run_shacl(data_graph, shapes_graph, run)
         except Exception as exc:  # the engine refuses the shapes (bad SPARQL in sh:select, ...)
             log.debug("SHACL engine failed", exc_info=True)
             folder = project.relative(project.shapes_dir) + "/"
@@ -955,7 +987,7 @@ def run_validate(project: Project, paths: Sequence[Path] = (), fmt: str = "text"
 
 
 __all__ = [
-    "ENGINES", "FORMATS", "ProjectProblem", "QcCheck", "Report", "Result", "ShaclResult", "Shortener",
+    "DEFAULT_ENGINE", "ENGINES", "ENGINE_ENV", "FORMATS", "default_engine", "ProjectProblem", "QcCheck", "Report", "Result", "ShaclResult", "Shortener",
     "qc_checks", "read_results", "render_report", "run_qc", "run_shacl", "run_validate",
     "validate_loaded",
 ]
