@@ -92,6 +92,11 @@ FAULT_KINDS: dict[str, tuple[str, str]] = {
     "value-not-in-list": ("a quantity whose emkg:comparator is not one of the allowed values", "InConstraintComponent"),
     "date-not-first-of-month": ("an update dated to a month whose dcterms:date is not the 1st", "SPARQLConstraintComponent"),
     "lines-reversed": ("a source section whose emkg:startLine is after its emkg:endLine", "LessThanOrEqualsConstraintComponent"),
+    # the SHACL-SPARQL constraints (and their SPARQL targets)
+    "duplicate-position": ("two sections of one source document with the same schema:position", "SPARQLConstraintComponent"),
+    "part-not-listed": ("an update whose schema:hasPart leaves out one of its sections", "SPARQLConstraintComponent"),
+    "untraced-section": ("a section derived from a whole document, not a source section", "SPARQLConstraintComponent"),
+    "stated-but-untraced": ("a glossary expansion 'stated in source' with no source section", "SPARQLConstraintComponent"),
 }
 
 
@@ -231,7 +236,7 @@ class Plan:
             concepts_per_scheme=per_scheme,
             glossary_terms=share(0.015, 10.0, 6),
             updates=updates,
-            sections_per_update=max(3, math.ceil(sections / updates)),
+            sections_per_update=max(18, math.ceil(sections / updates)),  # two per regional document at least
         )
 
 
@@ -625,6 +630,7 @@ class Generator:
             upd.add("prov:wasDerivedFrom", *(d[0].subject for d in docs))
             blocks.append(upd)
             self.candidate("date-not-first-of-month", upd, f"data/updates/{slug}.ttl")
+            self.candidate("part-not-listed", upd, f"data/updates/{slug}.ttl")
             for s in range(1, plan.sections_per_update + 1):
                 region_no = 1 + (s - 1) % len(self.regions)
                 doc_entry = docs[region_no - 1]
@@ -660,6 +666,9 @@ class Generator:
                 self.candidate("wrong-datatype", sec, f"data/updates/{slug}.ttl")
                 self.candidate("dangling-reference", sec, f"data/updates/{slug}.ttl")
                 self.candidate("lines-reversed", src, f"data/updates/{slug}.ttl")
+                self.candidate("untraced-section", sec, f"data/updates/{slug}.ttl")
+                if doc_entry[3] > 1:  # a sibling before it in the same document
+                    self.candidate("duplicate-position", src, f"data/updates/{slug}.ttl")
                 if s % 2 == 0:
                     q = Block(f"quantity:{slug}-s{s:03d}", "emkg:Quantity")
                     whole = 5 + rng.randrange(40)
@@ -693,6 +702,7 @@ class Generator:
             if i % 3:
                 b.add("emkg:expansion", lit(f"synthetic term number {i}"))
                 b.add("emkg:expansionBasis", "emkg:StandardUsage")
+                self.candidate("stated-but-untraced", b, "data/glossary.ttl")
             else:
                 b.add("skos:editorialNote", lit("Not expanded: the synthetic sources do not spell it out."))
             if not used:  # every term is used somewhere: give the unused ones the first section
@@ -767,6 +777,24 @@ class Generator:
             date = b.props["dcterms:date"][0]
             b.set("dcterms:date", date.replace('-01"^^', '-15"^^'))
             return "dcterms:date", {}
+        if kind == "duplicate-position":
+            position = int(b.props["schema:position"][0])
+            b.set("schema:position", str(position - 1))  # the sibling before it in the same document
+            sibling = b.subject.rsplit("-s", 1)[0]
+            return "schema:position", {"document": _expand(b.props["dcterms:isPartOf"][0]), "sibling_prefix": _expand(sibling)}
+        if kind == "part-not-listed":
+            parts = b.props["schema:hasPart"]
+            dropped = parts[-1]
+            b.set("schema:hasPart", *parts[:-1])
+            return "schema:hasPart", {"value": _expand(dropped)}
+        if kind == "untraced-section":
+            source = b.props["prov:wasDerivedFrom"][0]
+            b.set("prov:wasDerivedFrom", source.rsplit("-s", 1)[0])  # the document, not its section
+            return "prov:wasDerivedFrom", {}
+        if kind == "stated-but-untraced":
+            b.set("emkg:expansionBasis", "emkg:StatedInSource")
+            b.set("prov:wasDerivedFrom", "source:synthetic-directory")  # a document, not a section
+            return "emkg:expansionBasis", {}
         if kind == "lines-reversed":
             start, end = b.props["emkg:startLine"][0], b.props["emkg:endLine"][0]
             b.set("emkg:startLine", str(int(end) + 1))
