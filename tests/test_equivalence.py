@@ -184,3 +184,27 @@ def test_faulted_tree_has_results(dataset: dict) -> None:
     report = _report(dataset, REFERENCE_ENGINE)
     components = {r.component for r in report.results if r.severity == "violation"}
     assert len(components) >= 8, components
+
+
+def test_view_json_is_the_json_modules_text(dataset: dict) -> None:
+    """``format_json`` writes the text ``json.dumps(indent=2)`` would, only faster."""
+    from emkg.views import _format_json_reference, format_json
+
+    for view in _views(dataset["project"]):
+        result = run_local(dataset["graph"].store, bind_params(view, {}), view.name)
+        assert format_json(result) == _format_json_reference(result), view.name
+
+
+def test_view_json_edge_cases() -> None:
+    from emkg.views import Result, _format_json_reference, format_json
+
+    iri = ox.NamedNode("http://example.org/\u00e9t\u00e9")
+    cases = [
+        Result([], []), Result(["a"], []), Result(["a", "b"], [(None, None)]),
+        Result(["a"], [(ox.Literal('x\n"\\\t\u2028\U0001F600\x01'),)]),
+        Result(["a", "b"], [(ox.Literal("1", datatype=ox.NamedNode("http://www.w3.org/2001/XMLSchema#integer")),
+                             ox.Literal("y", language="en-GB"))]),
+        Result(["s"], [(ox.BlankNode("b0"),), (iri,)]), Result(["\u00fc", "b"], [(iri, None), (None, iri)]),
+    ]
+    for case in cases:
+        assert format_json(case) == _format_json_reference(case)
