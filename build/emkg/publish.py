@@ -237,8 +237,7 @@ def run_build(project: Project, args) -> int:
     jobs = int(getattr(args, "jobs", 0) or 0)
     if jobs < 0:
         raise UsageError(f"--jobs must be 0 (one per CPU) or more, not {jobs}")
-    if getattr(args, "full", False):
-        log.info("--full: there is no incremental cache yet; every build is a full build")
+    full = bool(getattr(args, "full", False))
 
     progress.step("loading the sources")
     graph = load_graph(project)
@@ -251,7 +250,7 @@ def run_build(project: Project, args) -> int:
         return report.exit_code()
 
     summary = publish(project, out, graph, shapes, report, site=not getattr(args, "no_site", False),
-                      jobs=jobs, progress=progress, started=started)
+                      jobs=jobs, progress=progress, started=started, full=full)
     warnings = report.warnings
     progress.done(summary.text(shown) + (f"; {warnings} validation warning{'s' if warnings != 1 else ''} (see quality/)"
                                          if warnings and summary.pages else ""))
@@ -278,19 +277,23 @@ def public_endpoint(raw: str) -> str | None:
 
 
 def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = True, jobs: int = 0,
-            progress: Progress | None = None, started: float | None = None) -> BuildSummary:
+            progress: Progress | None = None, started: float | None = None, full: bool = False) -> BuildSummary:
     """Write dumps, views and (``site``) the site for a validated graph into ``out``, atomically.
 
     ``out`` must have passed :func:`check_output`. The caller decides whether ``report`` allows
-    publishing (``run_build`` refuses any non-conforming report).
+    publishing (``run_build`` refuses any non-conforming report). The site is incremental
+    (``incremental.py``: only the resource pages a change can touch are rendered, the others are
+    hard-linked from the previous output) unless ``full``.
     """
     from . import dumps as dumps_mod
+    from .incremental import IncrementalSite
 
     started = time.monotonic() if started is None else started
     progress = progress or Progress()
     date = dumps_mod.source_date(project)
     endpoint = public_endpoint(os.environ.get(ENDPOINT_ENV, ""))
     _clean_leftovers(out)
+    planner = IncrementalSite(project, out, full=full or not site, date=date, endpoint=endpoint)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -323,10 +326,12 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
             store.bulk_extend(ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph()) for t in description.triples)
             stats = render_site(project, graph, report, views, tmp, shapes=shapes, dumps=written,
                                 description=description, date=date, endpoint=endpoint, jobs=jobs,
-                                progress=progress.tick, store=store)
+                                progress=progress.tick, store=store, select=planner.select)
             pages = stats.pages
         progress.step("swapping the new output into place")
         _swap(tmp, out)
+        if site:
+            planner.save(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

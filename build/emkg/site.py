@@ -36,7 +36,7 @@ import posixpath
 import re
 import shutil
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -1221,16 +1221,21 @@ class SiteStats:
     pages: int = 0
     resource_pages: int = 0
     files: int = 0
+    reused: int = 0  # resource pages linked unchanged from the previous build (incremental builds)
 
 
 def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes=None, dumps: Sequence[Any] = (),
                 description: Any = None, date: str | None = None, endpoint: str | None = None, jobs: int = 0,
-                progress: Callable[[str, int, int], None] | None = None, store: ox.Store | None = None) -> SiteStats:
+                progress: Callable[[str, int, int], None] | None = None, store: ox.Store | None = None,
+                select: Callable[[Model, Pages], tuple[Collection[str] | None, Path | None]] | None = None) -> SiteStats:
     """Write the HTML site into ``out_dir``.
 
     ``graph``: the LoadedGraph (its store holds ontology + data; pass ``store`` to render another
     store, e.g. with the dataset description added). ``report``: the validation Report.
     ``views``: (View, Result | None, error | None) triples. ``dumps``: the written Dump records.
+    ``select`` (incremental builds, see ``incremental.py``): given the model, the resource IRIs to
+    render and the folder of the previous build; every other resource page is hard-linked from
+    there unchanged (rendered after all if it is missing). None renders every page.
     """
     data = SiteInput(
         project=project, store=store if store is not None else graph.store, prefixes=dict(graph.prefixes),
@@ -1264,8 +1269,12 @@ def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes
         stats.files += 1
     stats.pages += len(special)
 
-    # resource pages
+    # resource pages (an incremental build renders only ``only`` and links the rest from ``reuse``)
     iris = sorted(model.paths)
+    only, reuse = select(model, pages) if select is not None else (None, None)
+    if only is not None and reuse is not None:
+        iris = [iri for iri in iris if iri in only or not _reuse_resource(model, iri, reuse, out_dir)]
+        stats.reused = len(model.paths) - len(iris)
     _STATE.update(pages=pages, chrome=chrome, out_dir=out_dir)
     workers = jobs if jobs and jobs > 0 else (os.cpu_count() or 1)
     done = 0
@@ -1282,10 +1291,32 @@ def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes
             done += _render_resources(batch)
             tick("resource pages", done, total)
     _STATE.clear()
-    stats.resource_pages = total
-    stats.pages += total
-    stats.files += stats.pages + 2 * total
+    stats.resource_pages = total + stats.reused
+    stats.pages += total + stats.reused
+    stats.files += stats.pages + 2 * (total + stats.reused)
     return stats
+
+
+RESOURCE_FILES = ("index.html", "index.ttl", "index.jsonld")
+
+
+def _reuse_resource(m: Model, iri: str, previous: Path, out_dir: Path) -> bool:
+    """Hard-link a resource's three files from the previous build (False if any is missing).
+
+    Only files this build never writes are linked, so the previous output is never modified."""
+    folder = m.paths[iri].rsplit("/", 1)[0]
+    sources = [safe_join(previous, f"{folder}/{name}") for name in RESOURCE_FILES]
+    if not all(src.is_file() for src in sources):
+        return False
+    target_dir = safe_join(out_dir, folder)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    for src, name in zip(sources, RESOURCE_FILES):
+        target = target_dir / name
+        try:
+            os.link(src, target)
+        except OSError:
+            shutil.copyfile(src, target)
+    return True
 
 
 # --- listing and special pages ---------------------------------------------------------------------

@@ -1,0 +1,266 @@
+"""Incremental site builds: re-render only the resource pages a change can touch.
+
+``emkg build`` always loads, validates, and writes the dumps and views from the whole graph (they
+are whole-graph products, and validation must see every triple). The site is different: a resource
+page is a function of a small part of the graph, so after a build the cache in
+``.cache/build/<output>/`` remembers what the pages were made from:
+
+* ``state.pickle``: the *global* fingerprint (below), the page path and the recorded ``file:line``
+  of every resource, and which folder (device, inode) the output it describes is;
+* ``triples.nt``: every triple the site was rendered from (ontology, data, dataset description).
+
+The next build reads the record and removes it (it is written again once the new output is in
+place, so an interrupted build leaves none), then compares. If the global fingerprint differs, the
+record is missing or unreadable, a resource changed its page path, the output folder is gone or is
+not the one recorded, the build has ``--no-site``, or ``--full`` is given, every page is rendered.
+Otherwise only the pages in the *affected set* are rendered; every other resource's three files (``index.html``, ``index.ttl``, ``index.jsonld``) are hard-linked from the previous
+output (never written to, so the previous output stays intact until the atomic swap). Listing
+pages, views pages, the quality page, the search index and the static files are always rebuilt.
+
+Global fingerprint (a change re-renders everything): the emkg version and the source of
+``site.py``, ``dumps.py``, ``incremental.py`` and the templates; the base IRI; the build date and
+the announced endpoint (every page's footer); the ontology and shapes files (class labels show on
+every page; the requirements on class pages come from the shapes); the glossary (notation →
+expansion, used to mark up the text of every section).
+
+The affected set, from the triples added or removed (Δ) and the recorded places that moved. What a
+resource page shows (``site.Pages.resource``), and so what it depends on:
+
+1. its own triples, its incoming links and where it is recorded → every subject and IRI object of
+   Δ, and every resource whose ``file:line`` changed;
+2. the label, type, dates, position and context of each resource it links to or is linked from →
+   the neighbours (in and out) of every *subject* of Δ (whose displayed attributes may have
+   changed); an update's date and title show beside its sections, and a document's file name
+   beside its sections, so the sections of a changed update or document count as changed too;
+3. an update page shows its sections in full (text, mentions, programmes, provenance) → the
+   ``dcterms:isPartOf`` targets of everything in 2;
+4. an organisation, person or area page lists what involves it, through its sub-organisations,
+   posts and post holders (``Pages.related``) → every organisation reached from the endpoints of
+   Δ by following ``org:subOrganizationOf``, ``org:postIn`` and ``org:holds`` (to any depth).
+
+``tests/test_incremental.py`` builds a tree, edits it in each of these ways, and checks the
+incremental output is byte for byte the full build's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pickle
+from collections.abc import Iterable
+from pathlib import Path
+
+import pyoxigraph as ox
+
+from .project import Project
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1
+RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
+DCTERMS_PART_OF = "http://purl.org/dc/terms/isPartOf"
+SCHEMA_HAS_PART = "https://schema.org/hasPart"
+ORG = "http://www.w3.org/ns/org#"
+UP_LINKS = (ORG + "subOrganizationOf", ORG + "postIn", ORG + "holds")
+
+
+def cache_dir(project: Project, out: Path) -> Path:
+    key = hashlib.sha256(str(Path(os.path.abspath(out))).encode("utf-8")).hexdigest()[:16]
+    return project.root / ".cache" / "build" / key
+
+
+def _hash_files(digest, paths: Iterable[Path], root: Path | None = None) -> None:
+    for path in sorted(paths):
+        name = path.relative_to(root).as_posix() if root is not None else path.name
+        digest.update(name.encode("utf-8") + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+
+
+def global_fingerprint(project: Project, date: str | None, endpoint: str | None, glossary: dict[str, str]) -> str:
+    from . import __version__
+
+    here = Path(__file__).resolve().parent
+    digest = hashlib.sha256(f"{CACHE_FORMAT}\0{__version__}\0{project.base_iri}\0{date}\0{endpoint}\0".encode("utf-8"))
+    _hash_files(digest, [here / "site.py", here / "dumps.py", here / "incremental.py"])
+    templates = here / "templates"
+    _hash_files(digest, [p for p in templates.rglob("*") if p.is_file()], templates)
+    _hash_files(digest, project.ontology_dir.rglob("*.ttl") if project.ontology_dir.is_dir() else [], project.root)
+    _hash_files(digest, project.shape_files(), project.root)
+    digest.update(json.dumps(sorted(glossary.items())).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def _lines(store: ox.Store) -> set[bytes]:
+    text = store.dump(format=ox.RdfFormat.N_TRIPLES, from_graph=ox.DefaultGraph())
+    return set(text.splitlines()) if text else set()
+
+
+def _locations(model) -> dict[str, tuple[str, ...]]:
+    locations = model.data.locations
+    return {iri: tuple(sorted({f"{loc.file}:{loc.line}" for loc in locations.get(iri, ())})) for iri in model.paths}
+
+
+class IncrementalSite:
+    """Plans which resource pages to render (``select``, for ``site.render_site``) and remembers the
+    build once its output is in place (``save``).
+
+    The previous build's record is read when the object is made and then removed from disk, so an
+    interrupted build leaves no record describing an output that is not there (the next build is
+    then a full one)."""
+
+    def __init__(self, project: Project, out: Path, *, full: bool = False, date: str | None = None,
+                 endpoint: str | None = None) -> None:
+        self.project = project
+        self.out = Path(os.path.abspath(out))
+        self.full = full
+        self.date = date
+        self.endpoint = endpoint
+        self.cache = cache_dir(project, self.out)
+        self.reason = "first build"
+        self.rendered: int | None = None
+        self._pending: tuple[dict, set[bytes]] | None = None
+        self._old: dict | None = None
+        self._old_lines: set[bytes] | None = None
+        try:
+            self._read()
+        except Exception:  # noqa: BLE001 - an unreadable record means a full build, never a wrong one
+            log.debug("build cache unreadable", exc_info=True)
+            self.reason = "the build cache could not be read"
+            self._old = None
+        self.forget()
+
+    def _read(self) -> None:
+        state_file, triples_file = self.cache / "state.pickle", self.cache / "triples.nt"
+        if not state_file.is_file() or not triples_file.is_file():
+            self.reason = "no build cache yet"
+            return
+        with state_file.open("rb") as f:
+            old = pickle.load(f)
+        if old.get("format") != CACHE_FORMAT:
+            self.reason = "the build cache is from another version"
+            return
+        try:
+            stat = os.stat(self.out / "index.html"), os.stat(self.out)
+        except OSError:
+            self.reason = "no previous output"
+            return
+        if old.get("output") != [stat[1].st_dev, stat[1].st_ino]:
+            self.reason = "the output folder is not the one the cache describes"
+            return
+        self._old = old
+        self._old_lines = set(triples_file.read_bytes().splitlines())
+
+    # -- planning -------------------------------------------------------------------------------------
+
+    def select(self, model, pages) -> tuple[set[str] | None, Path | None]:
+        """For ``render_site``: (IRIs to render, previous output), or (None, None): render every page."""
+        glossary = dict(pages.glossary) if hasattr(pages, "glossary") else {}
+        fingerprint = global_fingerprint(self.project, self.date, self.endpoint, glossary)
+        lines = _lines(model.data.store)
+        state = {"format": CACHE_FORMAT, "fingerprint": fingerprint, "paths": dict(model.paths),
+                 "locations": _locations(model)}
+        self._pending = (state, lines)
+        try:
+            only = self._plan(model, state, lines)
+        except Exception:  # noqa: BLE001 - a cache we cannot use means a full build, never a wrong one
+            log.debug("incremental build cache unusable", exc_info=True)
+            self.reason = "the build cache could not be used"
+            only = None
+        if only is None:
+            log.info("site: every page (%s)", self.reason)
+            return None, None
+        self.rendered = len(only & set(model.paths))
+        log.info("site: incremental: %d of %d resource pages to render", self.rendered, len(model.paths))
+        return only, self.out
+
+    def _plan(self, model, state: dict, lines: set[bytes]) -> set[str] | None:
+        if self.full:
+            self.reason = "--full"
+            return None
+        old = self._old
+        if old is None or self._old_lines is None:
+            return None
+        if old.get("fingerprint") != state["fingerprint"]:
+            self.reason = "the code, ontology, shapes, glossary, date, endpoint or base IRI changed"
+            return None
+        old_paths, new_paths = old["paths"], state["paths"]
+        if any(old_paths.get(iri, path) != path for iri, path in new_paths.items()):
+            self.reason = "a resource moved to another page path"
+            return None
+        affected = {iri for iri in new_paths if iri not in old_paths}
+        old_loc, new_loc = old["locations"], state["locations"]
+        affected |= {iri for iri, loc in new_loc.items() if old_loc.get(iri) != loc}
+        affected |= affected_by(model, self._old_lines ^ lines)
+        return affected
+
+    # -- remembering ------------------------------------------------------------------------------------
+
+    def save(self, out: Path) -> None:
+        """Remember this build, now that its output is in place at ``out``."""
+        if self._pending is None:
+            return
+        state, lines = self._pending
+        info = os.stat(out)
+        state = dict(state, output=[info.st_dev, info.st_ino])
+        self.cache.mkdir(parents=True, exist_ok=True)
+        # the triples first: the record (state.pickle) only ever describes a complete cache
+        for name, data in (("triples.nt", b"\n".join(sorted(lines)) + b"\n"), ("state.pickle", pickle.dumps(state, protocol=5))):
+            tmp = self.cache / f".{name}.tmp-{os.getpid()}"
+            tmp.write_bytes(data)
+            tmp.replace(self.cache / name)
+
+    def forget(self) -> None:
+        for name in ("state.pickle", "triples.nt"):
+            try:
+                (self.cache / name).unlink()
+            except FileNotFoundError:
+                pass
+
+
+def affected_by(model, delta: Iterable[bytes]) -> set[str]:
+    """The resources whose pages can show something that the changed triples changed."""
+    subjects: set[str] = set()
+    objects: set[str] = set()
+    data = b"\n".join(delta)
+    if data:
+        for triple in ox.parse(data, format=ox.RdfFormat.N_TRIPLES):
+            if isinstance(triple.subject, ox.NamedNode):
+                subjects.add(triple.subject.value)
+            if isinstance(triple.object, ox.NamedNode):
+                objects.add(triple.object.value)
+    out_links, in_links = model.out, model.inc
+
+    def out_iris(x: str) -> set[str]:
+        return {o.value for objs in out_links.get(x, {}).values() for o in objs if isinstance(o, ox.NamedNode)}
+
+    def in_iris(x: str, predicate: str | None = None) -> set[str]:
+        return {s for s, p in in_links.get(x, ()) if predicate is None or p == predicate}
+
+    affected = subjects | objects
+    # 2. resources whose displayed attributes may have changed; an update's or a document's show
+    #    beside their sections
+    shown = set(subjects)
+    for y in list(subjects):
+        shown |= in_iris(y, DCTERMS_PART_OF)
+    neighbours: set[str] = set()
+    for y in shown:
+        neighbours |= out_iris(y) | in_iris(y)
+    affected |= shown | neighbours
+    # 3. update pages show their sections in full
+    for x in shown | neighbours:
+        affected |= {o.value for o in out_links.get(x, {}).get(DCTERMS_PART_OF, []) if isinstance(o, ox.NamedNode)}
+        affected |= in_iris(x, SCHEMA_HAS_PART)
+    # 4. involvement through sub-organisations, posts and post holders, to any depth
+    todo = list(subjects | objects | neighbours)
+    seen = set(todo)
+    while todo:
+        x = todo.pop()
+        for p in UP_LINKS:
+            for o in out_links.get(x, {}).get(p, []):
+                if isinstance(o, ox.NamedNode) and o.value not in seen:
+                    seen.add(o.value)
+                    todo.append(o.value)
+    affected |= seen
+    return affected

@@ -1,0 +1,156 @@
+"""Incremental builds (``incremental.py``): after an edit, the output is byte for byte what a full
+build gives, while only the pages the edit can touch are rendered."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+SIZE = 2500
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _rendered(caplog: pytest.LogCaptureFixture) -> tuple[int, int] | None:
+    for record in reversed(caplog.records):
+        match = re.search(r"incremental: (\d+) of (\d+) resource pages", record.getMessage())
+        if match:
+            return int(match.group(1)), int(match.group(2))
+        if "site: every page" in record.getMessage():
+            return None
+    return None
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory, request) -> Path:
+    from emkg.project import open_project
+    from emkg.synth import generate_tree
+
+    root = tmp_path_factory.mktemp("incremental") / "tree"
+    generate_tree(open_project(Path(request.config.rootpath)), root, SIZE, seed=11)
+    return root
+
+
+def _sub(path: Path, old: str, new: str, count: int = 1) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, (path, old)
+    path.write_text(text.replace(old, new, count), encoding="utf-8")
+
+
+def _drop_first_mention(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    changed = re.sub(r"(schema:mentions\n        )[^\s]+ ,\n        ", r"\1", text, count=1)
+    assert changed != text
+    path.write_text(changed, encoding="utf-8")
+
+
+def _move_first_post(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    match = re.search(r"org:postIn authority:synthetic-authority-(\d+)", text)
+    assert match
+    other = "0001" if match.group(1) != "0001" else "0002"
+    path.write_text(text[:match.start(1)] + other + text[match.end(1):], encoding="utf-8")
+
+
+def _first_update(root: Path) -> Path:
+    return sorted((root / "data" / "updates").glob("*.ttl"))[0]
+
+
+EDITS: dict[str, Callable[[Path], None]] = {
+    # a section's text (the section page and its update page)
+    "section text": lambda r: _sub(_first_update(r), 'schema:text "', 'schema:text "Edited by the test. '),
+    # an authority's name: every page that links to it shows it
+    "authority label": lambda r: _sub(r / "data" / "authorities.ttl", '"Synthetic Authority 0002"@en',
+                                      '"Synthetic Authority 0002 (renamed)"@en', count=2),
+    # a mention removed: the entity's incoming links and involvement change
+    "mention removed": lambda r: _drop_first_mention(_first_update(r)),
+    # a post moves to another organisation: involvement through posts
+    "post moved": lambda r: _move_first_post(r / "data" / "people.ttl"),
+    # an update's title: shown beside each of its sections wherever they are listed
+    "update title": lambda r: _sub(_first_update(r), '"Synthetic National Update', '"Synthetic Quarterly Update', count=2),
+    # a source document's name: shown in the provenance of everything derived from its sections
+    "document label": lambda r: _sub(_first_update(r), 'rdfs:label "Seed synthetic-update-', 'rdfs:label "Seed (renamed) synthetic-update-'),
+    # lines shift: every page of the file shows where it is recorded
+    "lines shift": lambda r: _sub(r / "data" / "events.ttl", "\n\n", "\n\n# a comment the test adds\n\n"),
+    # a new resource, linked from an existing one
+    "resource added": lambda r: (
+        (r / "data" / "extra.ttl").write_text(
+            "@prefix person: <https://w3id.org/emkg/id/person/> .\n"
+            "@prefix post: <https://w3id.org/emkg/id/post/> .\n"
+            "@prefix foaf: <http://xmlns.com/foaf/0.1/> .\n@prefix org: <http://www.w3.org/ns/org#> .\n"
+            "@prefix prov: <http://www.w3.org/ns/prov#> .\n@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .\n"
+            "@prefix source: <https://w3id.org/emkg/source/> .\n\n"
+            "person:synthetic-newcomer\n    a foaf:Person ;\n    foaf:name \"Synthetic Newcomer\" ;\n"
+            "    org:holds post:synthetic-post-00001 ;\n    prov:wasDerivedFrom source:synthetic-directory-people ;\n"
+            "    rdfs:label \"Synthetic Newcomer\"@en .\n", encoding="utf-8")),
+    # the new resource removed again
+    "resource removed": lambda r: (r / "data" / "extra.ttl").unlink(),
+}
+
+
+def test_incremental_build_equals_full_build(tree: Path, tmp_path: Path, run_emkg, caplog, monkeypatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    caplog.set_level(logging.INFO, logger="emkg.incremental")
+    out = tmp_path / "out"
+    code, _out, err = run_emkg("build", "--out", out, root=tree)
+    assert code == 0, err
+    assert _rendered(caplog) is None  # the first build renders everything
+    code, _out, err = run_emkg("build", "--out", out, root=tree)
+    assert code == 0, err
+    assert _rendered(caplog)[0] == 0  # nothing changed: nothing rendered
+    for name, edit in EDITS.items():
+        edit(tree)
+        caplog.clear()
+        code, _out, err = run_emkg("build", "--out", out, root=tree)
+        assert code == 0, f"{name}: {err}"
+        rendered = _rendered(caplog)
+        assert rendered is not None, f"{name}: the build was not incremental"
+        done, total = rendered
+        assert 0 < done < total, f"{name}: {done} of {total} pages rendered"
+        full = tmp_path / f"full-{len(list(tmp_path.iterdir()))}"
+        code, _out, err = run_emkg("build", "--full", "--out", full, root=tree)
+        assert code == 0, err
+        ours, theirs = _files(out), _files(full)
+        assert ours.keys() == theirs.keys(), f"{name}: different files"
+        differ = sorted(k for k in ours if ours[k] != theirs[k])
+        assert not differ, f"{name}: the incremental build differs from a full one in {differ[:5]}"
+        shutil.rmtree(full)
+
+
+def test_global_changes_render_everything(tree: Path, tmp_path: Path, run_emkg, caplog, monkeypatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    caplog.set_level(logging.INFO, logger="emkg.incremental")
+    out = tmp_path / "out"
+    assert run_emkg("build", "--out", out, root=tree)[0] == 0
+    glossary = tree / "data" / "glossary.ttl"
+    _sub(glossary, '"synthetic term number 1"@en', '"synthetic term number one"@en')
+    caplog.clear()
+    assert run_emkg("build", "--out", out, root=tree)[0] == 0
+    assert _rendered(caplog) is None  # the glossary marks up every section's text
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700086400")
+    caplog.clear()
+    assert run_emkg("build", "--out", out, root=tree)[0] == 0
+    assert _rendered(caplog) is None  # the date is on every page
+    caplog.clear()
+    assert run_emkg("build", "--full", "--out", out, root=tree)[0] == 0
+    assert _rendered(caplog) is None
+
+
+def test_a_replaced_output_folder_is_rebuilt_in_full(tree: Path, tmp_path: Path, run_emkg, caplog, monkeypatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    caplog.set_level(logging.INFO, logger="emkg.incremental")
+    out = tmp_path / "out"
+    assert run_emkg("build", "--out", out, root=tree)[0] == 0
+    shutil.copytree(out, tmp_path / "copy")
+    shutil.rmtree(out)
+    (tmp_path / "copy").rename(out)  # same content, but not the folder the cache describes
+    caplog.clear()
+    assert run_emkg("build", "--out", out, root=tree)[0] == 0
+    assert _rendered(caplog) is None
