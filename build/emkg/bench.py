@@ -15,7 +15,7 @@ peak memory is that process's own ``ru_maxrss``, read with ``os.wait4``):
   build;
 * the naive pipeline on the same tree: rdflib parse, pySHACL validate, rdflib SPARQL for every
   view, rdflib Turtle serialization. Above ``--naive-limit`` triples (or when a step runs longer
-  than ``EMKG_BENCH_NAIVE_TIMEOUT`` seconds, default 3600) it is not run: its time is extrapolated
+  than ``EMKG_BENCH_NAIVE_TIMEOUT`` seconds, default 2400) it is not run: its time is extrapolated
   per step from the growth measured at the smaller sizes (a power law through the two largest
   measured sizes) and labelled ``extrapolated`` everywhere it is shown.
 
@@ -32,6 +32,7 @@ import logging
 import math
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -110,7 +111,7 @@ def _run(project: Project, args) -> int:
         results_dir = project.root / results_dir
     work = project.root / "bench" / "work"
     naive_limit = int(args.naive_limit)
-    naive_timeout = float(os.environ.get(NAIVE_TIMEOUT_ENV, "3600"))
+    naive_timeout = float(os.environ.get(NAIVE_TIMEOUT_ENV, "2400"))
     doc = {
         "schema": 1,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -173,8 +174,7 @@ def _bench_size(project: Project, work: Path, size: int, naive_limit: int, naive
     entry["cli"] = _bench_cli(root, work, size)
 
     if size <= naive_limit:
-        naive = _worker(["naive", str(root)], timeout=naive_timeout * len(NAIVE_STEPS), step_timeout=naive_timeout)
-        naive["extrapolated"] = False
+        naive = _naive(root, naive_timeout)
     else:
         naive = {"steps": {}, "extrapolated": True, "skipped": f"above --naive-limit {naive_limit}"}
     entry["naive"] = naive
@@ -208,6 +208,27 @@ def _bench_cli(root: Path, work: Path, size: int) -> dict:
     return cli
 
 
+def _naive(root: Path, timeout: float) -> dict:
+    """The naive pipeline, each step in its own process (after its own rdflib parse), so that a
+    step that runs out of time costs only itself; such a step is extrapolated later."""
+    out: dict = {"steps": {}, "cpu": {}, "notes": {}, "extrapolated": False, "peak_rss_mb": 0.0, "wall_s": 0.0}
+    for step in NAIVE_STEPS:
+        record = _worker(["naive", str(root), step], timeout=timeout + 600 if step != "parse" else timeout)
+        out["wall_s"] = round(out["wall_s"] + record.get("wall_s", 0.0), 3)
+        out["peak_rss_mb"] = max(out["peak_rss_mb"], record.get("peak_rss_mb", 0.0))
+        value = record["steps"].get(step)
+        if isinstance(value, (int, float)):
+            out["steps"][step] = value
+            out["cpu"][step] = record["cpu"].get(step)
+        else:
+            out["notes"][step] = "timed out" if record.get("timed_out") else (record.get("error", "failed").splitlines() or ["failed"])[-1][:300]
+            out.setdefault("missing", []).append(step)
+        for key in ("triples", "results", "view_rows"):
+            if key in record:
+                out[key] = record[key]
+    return out
+
+
 def _incremental_target(root: Path) -> Path | None:
     updates = sorted((root / "data" / "updates").glob("*.ttl"))
     return updates[len(updates) // 2] if updates else None
@@ -224,7 +245,7 @@ def _edit_update(text: bytes) -> bytes:
 
 
 def _command(argv: list[str], root: Path) -> dict:
-    cmd = [sys.executable, "-m", "emkg.cli", "--root", str(root), *argv]
+    cmd = [sys.executable, "-m", "emkg.cli", "--root", str(root), "-v", *argv]
     env = dict(os.environ, SOURCE_DATE_EPOCH=SOURCE_DATE_EPOCH)
     result = _spawn(cmd, env=env)
     out = {"seconds": result["seconds"], "cpu_s": result["cpu_s"], "peak_rss_mb": result["peak_rss_mb"], "exit": result["exit"]}
@@ -232,6 +253,10 @@ def _command(argv: list[str], root: Path) -> dict:
         phases = build_phases(result["stderr_lines"], result["seconds"])
         if phases:
             out["phases"] = phases
+        for _stamp, line in result["stderr_lines"]:
+            found = re.search(r"site: incremental: (\d+) of (\d+) resource pages", line)
+            if found:
+                out["pages_rendered"], out["pages_total"] = int(found.group(1)), int(found.group(2))
     if result["exit"] not in (0, 1):
         out["error"] = result["stderr"].strip().splitlines()[-1] if result["stderr"].strip() else ""
     return out
@@ -384,17 +409,18 @@ def _bench_real(project: Project, work: Path) -> dict | None:
 # --- extrapolation ---------------------------------------------------------------------------------------
 
 def _extrapolate(entries: list[dict]) -> None:
-    """Fill in naive steps that were not measured, from the growth measured at smaller sizes."""
+    """Fill in the naive steps that were not measured (above --naive-limit, or out of time) from
+    the growth measured at the other sizes; each is listed in ``extrapolated_steps`` with its basis."""
     for name in NAIVE_STEPS:
-        measured = [(e["triples"], e["naive"]["steps"][name]) for e in entries
-                    if not e["naive"].get("extrapolated") and isinstance(e["naive"]["steps"].get(name), (int, float))
-                    and e.get("triples")]
-        measured.sort()
+        measured = sorted((e["triples"], e["naive"]["steps"][name]) for e in entries
+                          if e.get("triples") and isinstance(e["naive"]["steps"].get(name), (int, float))
+                          and name not in e["naive"].get("extrapolated_steps", []))
         for e in entries:
-            naive = e["naive"]
-            if isinstance(naive["steps"].get(name), (int, float)) and not naive.get("extrapolated"):
+            naive = naive_record = e["naive"]
+            if not e.get("triples") or (isinstance(naive["steps"].get(name), (int, float))
+                                        and name not in naive.get("extrapolated_steps", [])):
                 continue
-            if not measured or not e.get("triples"):
+            if not measured:
                 continue
             below = [m for m in measured if m[0] < e["triples"]] or measured
             if len(below) >= 2:
@@ -405,10 +431,13 @@ def _extrapolate(entries: list[dict]) -> None:
                 n0, t0 = n2, t2
             else:
                 (n0, t0), exponent = below[-1], 1.0
-                basis = f"linear from the measurement at {n0} triples"
-            naive["steps"][name] = round(t0 * (e["triples"] / n0) ** exponent, 3)
-            naive.setdefault("basis", {})[name] = basis
-            naive["extrapolated"] = True
+                basis = f"linear from the measurement at {n0} triples (the only one)"
+            naive_record["steps"][name] = round(t0 * (e["triples"] / n0) ** exponent, 3)
+            naive_record.setdefault("basis", {})[name] = basis
+            steps = naive_record.setdefault("extrapolated_steps", [])
+            if name not in steps:
+                steps.append(name)
+            naive_record["extrapolated"] = True
 
 
 # --- the worker --------------------------------------------------------------------------------------------
@@ -513,14 +542,13 @@ def worker_fast(root: Path, out: Path) -> None:
     _timed("site", site)
 
 
-def worker_naive(root: Path) -> None:
-    """The plain rdflib/pySHACL pipeline on the same files."""
+def worker_naive(root: Path, only: str | None = None) -> None:
+    """The plain rdflib/pySHACL pipeline on the same files (``only``: parse, then just that step)."""
     import rdflib
 
     from .project import open_project
 
     project = open_project(root)
-    step_timeout = float(os.environ.get("EMKG_BENCH_STEP_TIMEOUT", "0")) or None
 
     def parse():
         data = rdflib.Graph()
@@ -531,27 +559,20 @@ def worker_naive(root: Path) -> None:
             shapes.parse(path, format="turtle")
         return data, shapes
 
-    data, shapes = _timed("parse", parse)
+    if only in (None, "parse"):
+        data, shapes = _timed("parse", parse)
+    else:
+        data, shapes = parse()
     _emit({"triples": len(data)})
 
     def validate():
         import pyshacl
 
-        if step_timeout:
-            import signal
-
-            signal.alarm(int(step_timeout))
-        conforms, results, _text = pyshacl.validate(
+        _conforms, results, _text = pyshacl.validate(
             data, shacl_graph=shapes, inference="none", advanced=True, allow_warnings=True,
             allow_infos=True, abort_on_first=False, meta_shacl=False, js=False,
         )
-        if step_timeout:
-            import signal
-
-            signal.alarm(0)
         _emit({"results": len(set(results.objects(None, rdflib.URIRef("http://www.w3.org/ns/shacl#result"))))})
-
-    _timed("validate", validate)
 
     def views():
         list_views = _import("views", "list_views")
@@ -562,12 +583,12 @@ def worker_naive(root: Path) -> None:
             done[view.name] = len(list(data.query(view.text)))
         _emit({"view_rows": done})
 
-    _timed("views", views)
-
     def serialize():
         return len(data.serialize(format="turtle"))
 
-    _timed("serialize", serialize)
+    for name, fn in (("validate", validate), ("views", views), ("serialize", serialize)):
+        if only in (None, name):
+            _timed(name, fn)
 
 
 def _worker_main(argv: Sequence[str]) -> int:
@@ -576,7 +597,7 @@ def _worker_main(argv: Sequence[str]) -> int:
     if kind == "fast":
         worker_fast(Path(argv[1]), Path(argv[2]))
     elif kind == "naive":
-        worker_naive(Path(argv[1]))
+        worker_naive(Path(argv[1]), argv[2] if len(argv) > 2 else None)
     else:
         raise SystemExit(f"unknown worker {kind!r}")
     return 0
