@@ -240,6 +240,13 @@ class TurtleWriter:
 
     def __init__(self, prefixes: Prefixes) -> None:
         self.prefixes = prefixes
+        self._texts: dict[Term, str] = {}  # turtle_term per term (the same terms recur throughout)
+
+    def _text(self, term: Term) -> str:
+        text = self._texts.get(term)
+        if text is None:
+            text = self._texts[term] = turtle_term(term, self.prefixes)
+        return text
 
     def header(self, comment: Sequence[str] = (), used: Mapping[str, str] | None = None) -> str:
         lines = [f"# {c}" for c in comment]
@@ -271,7 +278,7 @@ class TurtleWriter:
         pmap = self._grouped.get(subject, {})
         parts = []
         for pred in _predicate_order(pmap):
-            ptext = "a" if pred == RDF_TYPE else turtle_term(NT(pred), self.prefixes)
+            ptext = "a" if pred == RDF_TYPE else self._text(NT(pred))
             objs = sorted(set(pmap[pred]), key=nt)
             texts = [self._object(o, indent, seen) for o in objs]
             joined = " , ".join(texts)
@@ -285,7 +292,7 @@ class TurtleWriter:
             seen.add(obj)
             inner = self._pairs(obj, indent + "    ", seen)
             return f"[\n{indent}    {inner}\n{indent}]"
-        return turtle_term(obj, self.prefixes)
+        return self._text(obj)
 
 
 def write_turtle(triples: Iterable[ox.Triple | ox.Quad], prefixes: Prefixes, comment: Sequence[str] = (),
@@ -718,10 +725,11 @@ def write_dumps(project: Project, graph, out_dir: Path, *, description: Descript
     if description is None:
         description = describe(project, graph.store, graph.prefixes, date=date, endpoint=endpoint)
     prefixes = Prefixes(description.prefixes)
-    quads = [ox.Quad(q.subject, q.predicate, q.object, ox.DefaultGraph())
-             for q in graph.store.quads_for_pattern(None, None, None, ox.DefaultGraph())]
+    quads = list(graph.store.quads_for_pattern(None, None, None, ox.DefaultGraph()))  # already default-graph quads
     quads += [ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph()) for t in description.triples]
-    quads = canonical_quads(sorted(set(quads), key=lambda q: (nt(q.subject), nt(q.predicate), nt(q.object))))
+    # by the N-Triples text of subject, predicate, object: a quad's own text (all in the default
+    # graph) sorts the same, the separating space sorting before any character of an IRI or label
+    quads = canonical_quads(sorted(set(quads), key=str))
     count = len(quads)
     if count != description.total_triples:
         log.debug("description says %d triples, writing %d", description.total_triples, count)
