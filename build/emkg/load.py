@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyoxigraph as ox
+from urllib.parse import urljoin
 
 from .project import DEFAULT_BASE_IRI, Project
 
@@ -85,6 +86,8 @@ class ParsedFile:
     prefixes: dict[str, str] = field(default_factory=dict)
     index: SourceIndex = field(default_factory=SourceIndex)
     problem: SyntaxProblem | None = None
+    # the parser's quads (default graph), kept so the store takes them as they are
+    quads: list[ox.Quad] = field(default_factory=list, repr=False, compare=False)
 
 
 @dataclass
@@ -151,7 +154,8 @@ def parse_file(path: Path, name: str, base_iri: str = DEFAULT_BASE_IRI) -> Parse
     data = text.encode("utf-8")
     try:
         reader = ox.parse(data, format=ox.RdfFormat.TURTLE, base_iri=path.resolve().as_uri())
-        parsed.triples = [q.triple for q in reader]
+        parsed.quads = list(reader)
+        parsed.triples = [q.triple for q in parsed.quads]
         parsed.prefixes = dict(reader.prefixes)
     except SyntaxError as exc:
         parsed.problem = SyntaxProblem(Location(name, exc.lineno or 1, exc.offset or 1), _clean_message(str(exc.msg)))
@@ -206,7 +210,11 @@ def load_files(paths: Iterable[Path], project: Project) -> LoadedGraph:
             triples = [_rebase_triple(t, project.base_iri) for t in triples]
             parsed.index = _rebase_index(parsed.index, project.base_iri)
             parsed.prefixes = {k: _rebase_str(v, project.base_iri) for k, v in parsed.prefixes.items()}
-        store.bulk_extend(ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph()) for t in triples)
+        if triples is parsed.triples and len(parsed.quads) == len(triples):
+            store.bulk_extend(parsed.quads)  # as parsed: no new Quad objects
+        else:
+            store.bulk_extend(ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph()) for t in triples)
+        parsed.quads = []
         index.merge(parsed.index)
         for key, value in parsed.prefixes.items():
             prefixes.setdefault(key, value)
@@ -293,8 +301,6 @@ def _tokens(text: str) -> Iterator[tuple[str, str, int, int]]:
 
 def _expand(kind: str, value: str, prefixes: dict[str, str], base: str) -> str | None:
     """The IRI a subject/predicate/object token names, or None for literals and blank nodes."""
-    from urllib.parse import urljoin
-
     if kind == "iri":
         return urljoin(base, value[1:-1])
     if kind == "word":
@@ -342,20 +348,41 @@ def index_turtle(text: str, name: str, prefixes: dict[str, str], base: str) -> S
 
     The text is known to parse; the scanner follows Turtle's statement structure just enough to
     tell subjects, predicates and objects apart at the top nesting level.
+
+    (The token loop of ``_tokens`` is written out here and token meanings are remembered per
+    text: this runs over every token of every file, a few million at national scale.)
     """
     index = SourceIndex()
+    subjects, statements, objects = index.subjects, index.statements, index.objects
     subject: str | None = None
     predicate: str | None = None
     expect = "subject"  # subject | predicate | object | directive
     depth = 0
     directive_sparql = False
     after_caret = False
-    for kind, value, line, col in _tokens(text):
+    expanded: dict[tuple[str, str], str | None] = {}
+    line, line_start = 1, 0
+    for match in _TOKEN.finditer(text):
+        kind = match.lastgroup or "other"
+        if kind == "nl":
+            line += 1
+            line_start = match.end()
+            continue
+        value = match.group()
+        if kind == "ws" or kind == "comment":
+            continue
+        col = match.start() - line_start + 1
+        tok_line = line
+        if kind == "long" or kind == "other":  # the only tokens that can span lines
+            newlines = value.count("\n")
+            if newlines:
+                line += newlines
+                line_start = match.start() + value.rfind("\n") + 1
         if expect == "directive":
             if value == "." or (kind == "iri" and directive_sparql):
                 expect = "subject"
             continue
-        if kind == "word" and value.lower() in ("@prefix", "@base", "prefix", "base") and depth == 0 and expect == "subject":
+        if kind == "word" and depth == 0 and expect == "subject" and value.lower() in ("@prefix", "@base", "prefix", "base"):
             expect = "directive"
             directive_sparql = not value.startswith("@")
             continue
@@ -386,21 +413,26 @@ def index_turtle(text: str, name: str, prefixes: dict[str, str], base: str) -> S
         if after_caret:
             after_caret = False
             continue
-        iri = _expand(kind, value, prefixes, base)
-        loc = Location(name, line, col)
+        key = (kind, value)
+        if key in expanded:
+            iri = expanded[key]
+        else:
+            iri = expanded[key] = _expand(kind, value, prefixes, base)
+        loc = Location(name, tok_line, col)
         if expect == "subject":
             subject = iri
             if iri is not None:
-                index.subjects.setdefault(iri, []).append(loc)
+                subjects.setdefault(iri, []).append(loc)
             expect = "predicate"
         elif expect == "predicate":
             predicate = iri
             if subject is not None and iri is not None:
-                index.statements.setdefault((subject, iri), []).append(loc)
+                statements.setdefault((subject, iri), []).append(loc)
             expect = "object"
         elif expect == "object":
-            key = iri if iri is not None else literal_key_of_token(kind, value)
-            if subject is not None and predicate is not None and key is not None:
-                index.objects.setdefault((subject, predicate, key), loc)
+            if subject is not None and predicate is not None:
+                obj = iri if iri is not None else literal_key_of_token(kind, value)
+                if obj is not None:
+                    objects.setdefault((subject, predicate, obj), loc)
             # a datatype after ^^ or a language tag is part of the same object: stay in object state
     return index
