@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -882,29 +883,53 @@ def validate_loaded(project: Project, graph: LoadedGraph, shapes: LoadedGraph, q
     results: list[Result] = []
 
     report.shapes = count_shapes(shapes) if len(shapes) else 0
+    # The SHACL engine runs in a thread while the QC queries run here: both spend their time in
+    # native code (pyshacl-turbo, pyoxigraph) without the GIL, so on two cores they overlap.
+    # The results are put together in the same order as if run one after the other.
+    engine_thread = None
+    outcome: dict = {}
     if len(shapes):
         run = ENGINES[engine] if isinstance(engine, str) else engine
         # an engine that takes the pyoxigraph Store gets it as is (no rdflib copy of the data)
         data_graph = graph.store if getattr(run, "accepts_store", False) else graph.to_rdflib()
         shapes_graph = shapes.to_rdflib()
-        try:
-            raw, results_graph = run_shacl(data_graph, shapes_graph, run)
-        except Exception as exc:  # the engine refuses the shapes (bad SPARQL in sh:select, ...)
-            log.debug("SHACL engine failed", exc_info=True)
-            folder = project.relative(project.shapes_dir) + "/"
-            report.errors.append(ProjectProblem(None, f"the SHACL shapes could not be run: {type(exc).__name__}: {' '.join(str(exc).split())}", file=folder))
-        else:
-            results.extend(_shacl_to_results(raw, results_graph, shapes_graph, locator, short))
 
+        def run_engine() -> None:
+            try:
+                outcome["raw"] = run_shacl(data_graph, shapes_graph, run)
+            except Exception as exc:  # the engine refuses the shapes (bad SPARQL in sh:select, ...)  # noqa: BLE001
+                log.debug("SHACL engine failed", exc_info=True)
+                outcome["error"] = exc
+
+        if getattr(run, "accepts_store", False):
+            engine_thread = threading.Thread(target=run_engine, name="emkg-shacl", daemon=True)
+            engine_thread.start()
+        else:  # rdflib-based engines hold the GIL: nothing to gain
+            run_engine()
+
+    qc_results: list[Result] = []
+    qc_errors: list[ProjectProblem] = []
     if qc:
         checks, problems = qc_checks(project)
-        report.errors.extend(problems)
+        qc_errors.extend(problems)
         for check in checks:
             rows, problem = run_qc(check, graph, locator, short)
-            results.extend(rows)
+            qc_results.extend(rows)
             report.checks += 1
             if problem is not None:
-                report.errors.append(problem)
+                qc_errors.append(problem)
+
+    if engine_thread is not None:
+        engine_thread.join()
+    if "error" in outcome:
+        exc = outcome["error"]
+        folder = project.relative(project.shapes_dir) + "/"
+        report.errors.append(ProjectProblem(None, f"the SHACL shapes could not be run: {type(exc).__name__}: {' '.join(str(exc).split())}", file=folder))
+    elif "raw" in outcome:
+        raw, results_graph = outcome["raw"]
+        results.extend(_shacl_to_results(raw, results_graph, shapes_graph, locator, short))
+    results.extend(qc_results)
+    report.errors.extend(qc_errors)
 
     report.results = merge_duplicates(results)
     report.errors.sort(key=lambda e: (e.location is None, e.location or Location("", 0), e.message))
