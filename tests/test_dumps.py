@@ -314,3 +314,23 @@ def test_tiny_dumps_agree_with_rapper_too(tmp_path: Path) -> None:
     counts = {rapper_count(out / name, RAPPER_SYNTAX[name]) for name in ("emkg.ttl", "emkg.nt", "emkg.trig")}
     assert counts == {len(rdflib.Graph().parse(out / "emkg.ttl"))}
     assert TINY_PREFIXES  # the tiny project declares its prefixes; the dump keeps exactly those
+
+
+def test_dumps_written_in_two_processes_are_the_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """JSON-LD and TriG are written by a forked process at scale: the files and their records
+    (sizes, SHA-256) are those a single process writes."""
+    from emkg import dumps
+    from emkg.load import load_graph
+    from emkg.project import open_project
+
+    project = open_project(REPO_ROOT)
+    graph = load_graph(project)
+    description = dumps.describe(project, graph.store, graph.prefixes, date="2023-01-01")
+    monkeypatch.setattr(dumps, "PARALLEL_DUMPS_THRESHOLD", 0)
+    serial = dumps.write_dumps(project, graph, tmp_path / "serial", description=description, parallel=False)
+    parallel = dumps.write_dumps(project, graph, tmp_path / "parallel", description=description, parallel=True)
+    assert parallel == serial
+    names = sorted(p.name for p in (tmp_path / "serial").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "parallel").iterdir())
+    for name in names:
+        assert (tmp_path / "parallel" / name).read_bytes() == (tmp_path / "serial" / name).read_bytes(), name

@@ -141,3 +141,20 @@ def test_index_finds_literal_objects_by_lexical_form() -> None:
     assert idx.objects[(ex + "a", ex + "p", literal_key("long\nline"))].line == 3
     assert idx.objects[(ex + "a", ex + "n", literal_key("42"))].line == 5
     assert idx.objects[(ex + "a", ex + "d", literal_key("2019-13-45"))].line == 6
+
+
+def test_the_line_index_is_kept_and_never_stale(tmp_path: Path) -> None:
+    """The index of an unchanged file comes from .cache/load/ and equals a fresh scan; a file
+    edited in place (same name, same size) is scanned again."""
+    project = Project(root=tmp_path)
+    path = tmp_path / "a.ttl"
+    path.write_text(PREFIXES + "ex:a ex:b ex:c .\n\nex:d ex:e ex:f .\n", encoding="utf-8")
+    fresh = load_files([path], project, use_cache=False).index
+    first = load_files([path], project).index
+    assert list((tmp_path / ".cache" / "load").iterdir()), "the index was kept"
+    second = load_files([path], project).index
+    assert first == second == fresh
+    path.write_text(PREFIXES + "ex:d ex:e ex:f .\n\nex:a ex:b ex:c .\n", encoding="utf-8")
+    moved = load_files([path], project).index
+    assert moved == load_files([path], project, use_cache=False).index
+    assert moved.locate("http://example.org/a").line == fresh.locate("http://example.org/d").line

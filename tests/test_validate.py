@@ -535,7 +535,7 @@ def test_github_syntax_errors(make_project, run_emkg) -> None:
     assert re.match(r"::error file=data/a\.ttl,line=19,(col=\d+,)?title=emkg validate::syntax error: ", out)
 
 
-def test_validate_writes_nothing(make_project, run_emkg) -> None:
+def test_validate_writes_nothing_but_its_cache(make_project, run_emkg) -> None:
     root = make_project(mini_files(**{
         "data/z.ttl": PREFIXES + '\nauthority:b a emkg:CountyCouncil ;\n    foaf:homepage "b" .\n',
         "queries/qc/broken.rq": QC_BROKEN,
@@ -544,13 +544,77 @@ def test_validate_writes_nothing(make_project, run_emkg) -> None:
     shutil.copy(INVALID[0], fixture_copy)
 
     def snapshot() -> dict[str, tuple[int, bytes]]:
-        files = [p for p in root.parent.rglob("*") if p.is_file()]
+        files = [p for p in root.parent.rglob("*") if p.is_file() and ".cache" not in p.relative_to(root.parent).parts]
         return {str(p): (p.stat().st_mtime_ns, p.read_bytes()) for p in files}
 
     before = snapshot()
     for args in ([], ["--format", "json"], ["--format", "github"], ["--strict"], [fixture_copy]):
         run_emkg("validate", *args, root=root)
     assert snapshot() == before
+    assert (root / ".cache").is_dir(), "the work cache lives in the project's .cache/"
+
+
+def test_no_cache_setting_writes_nothing_at_all(make_project, run_emkg, monkeypatch) -> None:
+    root = make_project(mini_files())
+    monkeypatch.setenv("EMKG_NO_CACHE", "1")
+    code, out, _ = run_emkg("validate", root=root)
+    assert code == 0, out
+    assert not (root / ".cache").exists()
+
+
+def _validate_json(run_emkg, root: Path) -> dict:
+    code, out, _ = run_emkg("validate", "--format", "json", root=root)
+    doc = json.loads(out)
+    doc["summary"].pop("seconds", None)
+    return {"code": code, **doc}
+
+
+def test_a_reused_report_is_the_report(make_project, run_emkg, caplog) -> None:
+    """The second run of an unchanged tree reuses the report, and says so; it is the same report."""
+    root = make_project(mini_files(**{"data/z.ttl": PREFIXES + '\nauthority:b a emkg:CountyCouncil ;\n    foaf:homepage "b" .\n'}))
+    first = _validate_json(run_emkg, root)
+    assert first["code"] == 1 and first["results"]
+    with caplog.at_level("INFO", logger="emkg"):
+        second = _validate_json(run_emkg, root)
+    assert "report is reused" in caplog.text
+    assert second == first
+
+
+@pytest.mark.parametrize("edit", ["data", "shapes", "qc", "new file", "removed file", "engine"])
+def test_the_report_is_never_reused_after_a_change(make_project, run_emkg, monkeypatch, caplog, edit: str) -> None:
+    """Whatever changes (data, shapes, a QC query, the set of files, the engine), validation runs
+    again and its answer is the one a clean run gives."""
+    bad = PREFIXES + '\nauthority:b a emkg:CountyCouncil ;\n    foaf:homepage "b" .\n'
+    root = make_project(mini_files(**{"data/z.ttl": bad}))
+    _validate_json(run_emkg, root)
+    if edit == "data":
+        (root / "data/z.ttl").write_text(bad.replace('"b"', '"c"'), encoding="utf-8")
+    elif edit == "shapes":
+        shapes = root / "shapes/core.ttl"
+        text = shapes.read_text(encoding="utf-8")
+        assert "sh:Warning" in text
+        shapes.write_text(text.replace("sh:Warning", "sh:Info"), encoding="utf-8")
+    elif edit == "qc":
+        (root / "queries/qc/labels.rq").write_text(QC_LABELS.replace("severity: warning", "severity: violation"), encoding="utf-8")
+    elif edit == "new file":
+        (root / "data/y.ttl").write_text(bad.replace("authority:b", "authority:c"), encoding="utf-8")
+    elif edit == "removed file":
+        (root / "data/z.ttl").unlink()
+    else:
+        monkeypatch.setenv("EMKG_SHACL_ENGINE", "pyshacl")
+    with caplog.at_level("INFO", logger="emkg"):
+        again = _validate_json(run_emkg, root)
+    assert "report is reused" not in caplog.text
+    shutil.rmtree(root / ".cache")
+    assert again == _validate_json(run_emkg, root)
+
+
+def test_a_damaged_cache_is_ignored(make_project, run_emkg) -> None:
+    root = make_project(mini_files())
+    clean = _validate_json(run_emkg, root)
+    for entry in (root / ".cache").rglob("*.pickle"):
+        entry.write_bytes(b"not a pickle")
+    assert _validate_json(run_emkg, root) == clean
 
 
 def test_other_base_iri(make_project, run_emkg) -> None:

@@ -51,13 +51,17 @@ import datetime as _dt
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import re
 import subprocess
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyoxigraph as ox
 
@@ -715,11 +719,13 @@ def _comment(description: Description, fmt_name: str) -> list[str]:
 
 def write_dumps(project: Project, graph, out_dir: Path, *, description: Description | None = None,
                 date: str | None = None, endpoint: str | None = None,
-                progress: Callable[[str], None] | None = None) -> list[Dump]:
+                progress: Callable[[str], None] | None = None, parallel: bool = True) -> list[Dump]:
     """Write ``emkg.{ttl,nt,jsonld,trig}`` and ``void.ttl`` into ``out_dir``; return what was written.
 
     ``graph`` is a :class:`~emkg.load.LoadedGraph` (ontology + data in its store's default graph).
-    ``description`` (from :func:`describe`) is computed when not given.
+    ``description`` (from :func:`describe`) is computed when not given. ``parallel``: write the
+    JSON-LD and TriG dumps in a forked process while this one writes Turtle and N-Triples (the
+    same bytes either way; serial where ``fork`` is not available).
     """
     say = progress or (lambda _msg: None)
     if description is None:
@@ -734,26 +740,20 @@ def write_dumps(project: Project, graph, out_dir: Path, *, description: Descript
     if count != description.total_triples:
         log.debug("description says %d triples, writing %d", description.total_triples, count)
     out_dir.mkdir(parents=True, exist_ok=True)
-    dumps: list[Dump] = []
-
-    def record(fmt: DumpFormat, text: str) -> None:
-        size, digest = _write_file(out_dir / fmt.name, text)
-        dumps.append(Dump(fmt.name, fmt.title, fmt.media_type, size, digest, count))
-
+    job = _DumpJob(project, graph, out_dir, description, prefixes, quads)
     by_name = {f.name: f for f in FORMATS}
-    say("writing emkg.ttl")
-    record(by_name["emkg.ttl"], format_turtle(write_turtle(quads, prefixes, _comment(description, "emkg.ttl")), "emkg.ttl"))
-    say("writing emkg.nt")
-    record(by_name["emkg.nt"], write_ntriples(quads))
-    say("writing emkg.jsonld")
-    record(by_name["emkg.jsonld"], write_jsonld(quads, prefixes))
-    say("writing emkg.trig")
-    desc_subjects = {t.subject.value for t in description.triples if isinstance(t.subject, ox.NamedNode)}
-    assignment = assign_graphs(project, quads, ontology_subjects(project, graph), desc_subjects)
-    graphs: dict[str, list[ox.Quad]] = defaultdict(list)
-    for q in quads:
-        graphs[assignment.get(q.subject, graph_iri(project, "unsourced"))].append(q)
-    record(by_name["emkg.trig"], write_trig(graphs, prefixes, _comment(description, "emkg.trig")))
+    written: dict[str, tuple[int, str]] = {}
+    second = ("emkg.jsonld", "emkg.trig")
+    pending = _start_in_child(job, second) if parallel and count >= PARALLEL_DUMPS_THRESHOLD else None
+    for name in ("emkg.ttl", "emkg.nt", *(second if pending is None else ())):
+        say(f"writing {name}")
+        written[name] = job.write(name)
+    if pending is not None:
+        for name in second:
+            say(f"writing {name}")
+        written.update(_finish_child(*pending))
+    dumps = [Dump(name, by_name[name].title, by_name[name].media_type, *written[name], count)
+             for name in ("emkg.ttl", "emkg.nt", "emkg.jsonld", "emkg.trig")]
     say("writing void.ttl")
     void_text = write_turtle(void_triples(description, dumps, project), prefixes,
                              _comment(description, "void.ttl (the dataset description with the dumps' sizes and SHA-256)"),
@@ -761,6 +761,76 @@ def write_dumps(project: Project, graph, out_dir: Path, *, description: Descript
     size, digest = _write_file(out_dir / VOID_FILE, format_turtle(void_text, VOID_FILE))
     dumps.append(Dump(VOID_FILE, "The dataset description (VoID and DCAT) with sizes and checksums", "text/turtle", size, digest, 0))
     return dumps
+
+
+PARALLEL_DUMPS_THRESHOLD = 20_000  # quads: below this a second process costs more than it saves
+
+
+@dataclass
+class _DumpJob:
+    """What every dump is written from; ``write(name)`` writes one file and returns (size, sha256)."""
+
+    project: Project
+    graph: Any
+    out_dir: Path
+    description: Description
+    prefixes: Prefixes
+    quads: list[ox.Quad]
+
+    def write(self, name: str) -> tuple[int, str]:
+        return _write_file(self.out_dir / name, self.text(name))
+
+    def text(self, name: str) -> str:
+        quads, prefixes, description = self.quads, self.prefixes, self.description
+        if name == "emkg.ttl":
+            return format_turtle(write_turtle(quads, prefixes, _comment(description, name)), name)
+        if name == "emkg.nt":
+            return write_ntriples(quads)
+        if name == "emkg.jsonld":
+            return write_jsonld(quads, prefixes)
+        if name == "emkg.trig":
+            desc_subjects = {t.subject.value for t in description.triples if isinstance(t.subject, ox.NamedNode)}
+            assignment = assign_graphs(self.project, quads, ontology_subjects(self.project, self.graph), desc_subjects)
+            graphs: dict[str, list[ox.Quad]] = defaultdict(list)
+            for q in quads:
+                graphs[assignment.get(q.subject, graph_iri(self.project, "unsourced"))].append(q)
+            return write_trig(graphs, prefixes, _comment(description, name))
+        raise ValueError(f"unknown dump {name!r}")
+
+
+_CHILD_JOB: dict[str, _DumpJob] = {}
+
+
+def _child_write(names: tuple[str, ...]) -> dict[str, tuple[int, str]]:
+    job = _CHILD_JOB["job"]
+    return {name: job.write(name) for name in names}
+
+
+def _start_in_child(job: _DumpJob, names: tuple[str, ...]):
+    """Start writing ``names`` in a forked process (None where fork is not available)."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    _CHILD_JOB["job"] = job  # the forked process inherits it: nothing is pickled but the names
+    try:
+        executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+        future = executor.submit(_child_write, names)
+    except OSError as exc:  # no process could be started: write them here
+        log.debug("dumps: no second process (%s); writing serially", exc)
+        _CHILD_JOB.clear()
+        return None
+    return executor, future, job, names
+
+
+def _finish_child(executor, future, job: _DumpJob, names: tuple[str, ...]) -> dict[str, tuple[int, str]]:
+    """The (size, sha256) of the files the child wrote; written here instead if the child died."""
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        log.debug("dumps: the second process died; writing %s here", ", ".join(names))
+        return {name: job.write(name) for name in names}
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+        _CHILD_JOB.clear()
 
 
 def void_triples(description: Description, dumps: Sequence[Dump], project: Project) -> list[ox.Triple]:

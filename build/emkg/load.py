@@ -7,15 +7,18 @@ validation result about a focus node can point at ``FILE:LINE``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import pyoxigraph as ox
 from urllib.parse import urljoin
 
+from .cache import cache_root, code_fingerprint, entry_name, read_entry, write_entry
 from .project import DEFAULT_BASE_IRI, Project
 
 log = logging.getLogger(__name__)
@@ -23,9 +26,10 @@ log = logging.getLogger(__name__)
 MAX_FILE_BYTES = 64 * 1024 * 1024
 
 
-@dataclass(frozen=True, order=True)
-class Location:
-    """A place in a source file: path relative to the project root, 1-based line and column."""
+class Location(NamedTuple):
+    """A place in a source file: path relative to the project root, 1-based line and column.
+
+    (A named tuple: millions are made, compared and cached at national scale.)"""
 
     file: str
     line: int
@@ -86,6 +90,7 @@ class ParsedFile:
     prefixes: dict[str, str] = field(default_factory=dict)
     index: SourceIndex = field(default_factory=SourceIndex)
     problem: SyntaxProblem | None = None
+    digest: str = ""  # sha256 of the file's bytes (empty when it could not be read)
     # the parser's quads (default graph), kept so the store takes them as they are
     quads: list[ox.Quad] = field(default_factory=list, repr=False, compare=False)
 
@@ -140,8 +145,11 @@ def read_text(path: Path, name: str) -> tuple[str | None, SyntaxProblem | None]:
     return text, None
 
 
-def parse_file(path: Path, name: str, base_iri: str = DEFAULT_BASE_IRI) -> ParsedFile:
-    """Parse one Turtle file with pyoxigraph and index it; syntax problems are returned, not raised."""
+def parse_file(path: Path, name: str, base_iri: str = DEFAULT_BASE_IRI, cache: Path | None = None) -> ParsedFile:
+    """Parse one Turtle file with pyoxigraph and index it; syntax problems are returned, not raised.
+
+    ``cache``: a folder where the line index of each file is kept, keyed by the file's bytes (the
+    scanner is the slow part of loading; an unchanged file is not scanned again)."""
     parsed = ParsedFile(path=path, name=name)
     text, problem = read_text(path, name)
     if problem is not None:
@@ -152,6 +160,7 @@ def parse_file(path: Path, name: str, base_iri: str = DEFAULT_BASE_IRI) -> Parse
         parsed.problem = SyntaxProblem(Location(name, 1), "file is empty; a Turtle file needs at least its @prefix lines")
         return parsed
     data = text.encode("utf-8")
+    parsed.digest = hashlib.sha256(data).hexdigest()
     try:
         reader = ox.parse(data, format=ox.RdfFormat.TURTLE, base_iri=path.resolve().as_uri())
         parsed.quads = list(reader)
@@ -169,7 +178,17 @@ def parse_file(path: Path, name: str, base_iri: str = DEFAULT_BASE_IRI) -> Parse
         )
         parsed.triples = []
         return parsed
-    parsed.index = index_turtle(text, name, parsed.prefixes, path.resolve().as_uri())
+    base = path.resolve().as_uri()
+    if cache is None:
+        parsed.index = index_turtle(text, name, parsed.prefixes, base)
+        return parsed
+    entry = cache / entry_name(name, base)
+    key = hashlib.sha256(code_fingerprint("load", "cache").encode("utf-8") + b"\0" + data).hexdigest()
+    index = read_entry(entry, key)
+    if not isinstance(index, SourceIndex):
+        index = index_turtle(text, name, parsed.prefixes, base)
+        write_entry(entry, key, index)
+    parsed.index = index
     return parsed
 
 
@@ -192,15 +211,18 @@ def _clean_message(message: str) -> str:
     return re.sub(r"^Parser error (at|between) [^:]*: ", "", message).strip()
 
 
-def load_files(paths: Iterable[Path], project: Project) -> LoadedGraph:
-    """Parse every file into one store; files with syntax problems add nothing to it."""
+def load_files(paths: Iterable[Path], project: Project, *, use_cache: bool = True) -> LoadedGraph:
+    """Parse every file into one store; files with syntax problems add nothing to it.
+
+    ``use_cache``: keep and reuse each file's line index in ``.cache/load/`` (see ``cache.py``)."""
+    cache = cache_root(project) / "load" if use_cache else None
     store = ox.Store()
     index = SourceIndex()
     prefixes: dict[str, str] = {}
     files: list[ParsedFile] = []
     rebase = project.base_iri != DEFAULT_BASE_IRI
     for path in paths:
-        parsed = parse_file(path, project.relative(path), project.base_iri)
+        parsed = parse_file(path, project.relative(path), project.base_iri, cache)
         files.append(parsed)
         if parsed.problem is not None:
             log.debug("skipping %s: %s", parsed.name, parsed.problem)

@@ -243,7 +243,7 @@ def run_build(project: Project, args) -> int:
     graph = load_graph(project)
     shapes = load_shapes(project)
     progress.step(f"validating {len(graph):,} triples")
-    report = validate_loaded(project, graph, shapes, qc=True)
+    report = validate_loaded(project, graph, shapes, qc=True, reuse=True)
     if not report.conforms():
         progress.done("the data does not conform: nothing was published")
         print(render_report(report, "text"))
@@ -311,7 +311,8 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
         (tmp / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
         progress.step("describing the dataset")
         description = dumps_mod.describe(project, graph.store, graph.prefixes, date=date, endpoint=endpoint)
-        written = dumps_mod.write_dumps(project, graph, tmp, description=description, progress=progress.step)
+        written = dumps_mod.write_dumps(project, graph, tmp, description=description, progress=progress.step,
+                                         parallel=jobs != 1)
         progress.step("running the stored views")
         views = run_views(project, graph.store, tmp / "views")
         pages = 0

@@ -11,6 +11,7 @@ violations), 2 project problems (a QC query or the shapes cannot run, a missing 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ import pyoxigraph as ox
 import rdflib
 from rdflib.namespace import RDF, SH
 
+from .cache import cache_root, code_fingerprint, read_entry, write_entry
 from .errors import EXIT_DATA, EXIT_OK, EXIT_USAGE, UsageError
 from .load import LoadedGraph, Location, SyntaxProblem, literal_key, load_graph, load_shapes
 from .project import Project
@@ -860,15 +862,61 @@ def run_qc(check: QcCheck, graph: LoadedGraph, locator: Locator, short: Shortene
 # --- the public API ----------------------------------------------------------------------------------
 
 def validate_loaded(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: bool = True,
-                    engine: str | ShaclEngine | None = None) -> Report:
+                    engine: str | ShaclEngine | None = None, *, reuse: bool = False) -> Report:
     """Validate an already loaded graph: syntax problems, SHACL results and QC rows in one report.
 
     ``engine``: a name in ``ENGINES`` or a callable; None is :func:`default_engine`.
+    ``reuse``: when the sources, shapes, QC queries, engine and emkg itself are byte for byte
+    those of the last validation in this project, return its report (kept in
+    ``.cache/validate/``) instead of validating again: ``emkg validate`` then ``emkg build`` on
+    the same tree validates once.
     """
     engine = default_engine() if engine is None else engine
     if isinstance(engine, str) and engine not in ENGINES:
         raise UsageError(f"unknown SHACL engine {engine!r}; use one of {', '.join(ENGINES)}")
     started = time.perf_counter()
+    key = _report_key(project, graph, shapes, qc, engine) if reuse else None
+    if key is not None:
+        kept = read_entry(_report_entry(project), key)
+        if isinstance(kept, Report):
+            log.info("validation: the sources are those last validated; the report is reused")
+            kept.seconds = time.perf_counter() - started
+            return kept
+    report = _validate(project, graph, shapes, qc, engine, started)
+    if key is not None:
+        write_entry(_report_entry(project), key, report)
+    return report
+
+
+def _report_entry(project: Project) -> Path:
+    return cache_root(project) / "validate" / "report.pickle"
+
+
+def _report_key(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: bool, engine) -> str | None:
+    """What a validation report is a function of, hashed; None when it cannot be told (an engine
+    given as a callable, or a file that could not be read)."""
+    if not isinstance(engine, str):
+        return None
+    digest = hashlib.sha256(code_fingerprint("validate", "load", "terms", "cache", "project").encode("utf-8"))
+    digest.update(f"\0{engine}\0{qc}\0{project.base_iri}\0".encode("utf-8"))
+    for loaded in (graph, shapes):
+        for parsed in loaded.files:
+            if parsed.problem is None and not parsed.digest:
+                return None
+            digest.update(f"{parsed.name}\0{parsed.digest}\0{parsed.problem}\0".encode("utf-8"))
+        digest.update(b"\1")
+    if qc:
+        folder = project.qc_dir
+        for path in sorted(folder.glob("*.rq")) if folder.is_dir() else []:
+            try:
+                digest.update(path.name.encode("utf-8") + b"\0" + path.read_bytes() + b"\0")
+            except OSError:
+                return None
+    return digest.hexdigest()
+
+
+def _validate(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: bool, engine, started: float) -> Report:
+    """The validation itself (``validate_loaded`` without the cache)."""
     report = Report(triples=len(graph), files=len(graph.files))
     report.problems = sorted(graph.problems + shapes.problems, key=lambda p: (p.location, p.message))
     if report.problems:
@@ -1052,7 +1100,7 @@ def run_validate(project: Project, paths: Sequence[Path] = (), fmt: str = "text"
     started = time.perf_counter()
     graph = load_graph(project, extra)
     shapes = load_shapes(project)
-    report = validate_loaded(project, graph, shapes, qc=qc)
+    report = validate_loaded(project, graph, shapes, qc=qc, reuse=True)
     log.info("validated %d triples in %.2fs", report.triples, time.perf_counter() - started)
     print(render_report(report, fmt, strict=strict))
     return report.exit_code(strict)
