@@ -154,3 +154,36 @@ def test_a_replaced_output_folder_is_rebuilt_in_full(tree: Path, tmp_path: Path,
     caplog.clear()
     assert run_emkg("build", "--out", out, root=tree)[0] == 0
     assert _rendered(caplog) is None
+
+
+def _views_reused(caplog: pytest.LogCaptureFixture) -> tuple[int, int] | None:
+    for record in reversed(caplog.records):
+        match = re.search(r"views: (\d+) of (\d+) reused", record.getMessage())
+        if match:
+            return int(match.group(1)), int(match.group(2))
+    return None
+
+
+def test_views_are_reused_only_when_none_of_their_predicates_changed(tree: Path, tmp_path: Path, run_emkg, caplog, monkeypatch) -> None:
+    """A section's text is read by no view: every view's rows are reused. An authority's name is
+    read by several: those run again (and the output still equals a full build, checked above)."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    caplog.set_level(logging.INFO, logger="emkg")
+    out = tmp_path / "out"
+    assert run_emkg("build", "--out", out, root=tree)[0] == 0
+    assert _views_reused(caplog) is None, "the first build has nothing to reuse"
+    caplog.clear()
+    EDITS["section text"](tree)
+    assert run_emkg("build", "--out", out, root=tree)[0] == 0
+    reused, total = _views_reused(caplog)
+    assert reused == total > 0
+    caplog.clear()
+    _sub(tree / "data" / "authorities.ttl", '"Synthetic Authority 0003"@en', '"Synthetic Authority 0003 (renamed)"@en', count=2)
+    assert run_emkg("build", "--out", out, root=tree)[0] == 0
+    reused, total = _views_reused(caplog)
+    assert 0 < reused < total
+    views = sorted((out / "views").glob("*.csv"))
+    assert any("Synthetic Authority 0003 (renamed)" in v.read_text(encoding="utf-8") for v in views)
+    caplog.clear()
+    assert run_emkg("build", "--full", "--out", out, root=tree)[0] == 0
+    assert _views_reused(caplog) is None, "--full runs every view"

@@ -123,6 +123,8 @@ class IncrementalSite:
         self._pending: tuple[dict, set[bytes]] | None = None
         self._old: dict | None = None
         self._old_lines: set[bytes] | None = None
+        self._lines: tuple[ox.Store, set[bytes]] | None = None
+        self._views: dict[str, tuple[str, object]] = {}  # view name -> (what it was run from, result)
         try:
             self._read()
         except Exception:  # noqa: BLE001 - an unreadable record means a full build, never a wrong one
@@ -154,13 +156,39 @@ class IncrementalSite:
 
     # -- planning -------------------------------------------------------------------------------------
 
+    def changed_predicates(self, store: ox.Store) -> set[str] | None:
+        """The predicates of the triples that differ between ``store`` (what the site will be
+        rendered from) and the last build's; None when there is no usable last build (first
+        build, ``--full``, another output folder...). For ``publish.run_views``."""
+        lines = self._lines_of(store)
+        if self.full or self._old is None or self._old_lines is None:
+            return None
+        from .querydeps import predicates_of
+
+        return predicates_of(self._old_lines ^ lines)
+
+    def kept_view(self, name: str, key: str):
+        """The last build's result of the view ``name`` if it was run from the same ``key``."""
+        if self._old is None:
+            return None
+        kept = self._old.get("views", {}).get(name)
+        return kept[1] if kept is not None and kept[0] == key else None
+
+    def remember_view(self, name: str, key: str, result) -> None:
+        self._views[name] = (key, result)
+
+    def _lines_of(self, store: ox.Store) -> set[bytes]:
+        if self._lines is None or self._lines[0] is not store:
+            self._lines = (store, _lines(store))
+        return self._lines[1]
+
     def select(self, model, pages) -> tuple[set[str] | None, Path | None]:
         """For ``render_site``: (IRIs to render, previous output), or (None, None): render every page."""
         glossary = dict(pages.glossary) if hasattr(pages, "glossary") else {}
         fingerprint = global_fingerprint(self.project, self.date, self.endpoint, glossary)
-        lines = _lines(model.data.store)
+        lines = self._lines_of(model.data.store)
         state = {"format": CACHE_FORMAT, "fingerprint": fingerprint, "paths": dict(model.paths),
-                 "locations": _locations(model)}
+                 "locations": _locations(model), "views": self._views}
         self._pending = (state, lines)
         try:
             only = self._plan(model, state, lines)

@@ -17,6 +17,7 @@ folder, contain it, or lie inside the source folders. Pages are written only thr
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -179,31 +180,61 @@ def _on_sigterm(signum, frame):  # pragma: no cover - exercised by the interrupt
 
 # --- views ---------------------------------------------------------------------------------------
 
-def run_views(project: Project, store, views_dir: Path | None) -> list[tuple]:
+def run_views(project: Project, store, views_dir: Path | None, planner=None, changed: set[str] | None = None) -> list[tuple]:
     """Run every stored view without parameters; write ``NAME.csv`` and ``NAME.json``.
 
     Returns (View, Result | None, reason | None) for the site. A view with a required parameter is
     not run (the reason says so); a view that fails to run stops the build (exit 2).
+
+    ``planner`` (an ``incremental.IncrementalSite``) and ``changed`` (the predicates of the triples
+    that changed since its last build, None if unknown): a view none of whose predicates changed
+    (``querydeps``) has the last build's rows, which are reused rather than run again.
     """
+    from .cache import code_fingerprint
     from .views import bind_params, format_result, list_views, run_local
 
     out = []
+    reused = 0
     for view in list_views(project):
         needed = [p.name for p in view.params if p.required]
         if needed:
             out.append((view, None, f"it needs the parameter{'s' if len(needed) > 1 else ''} {', '.join(needed)}"))
             continue
         text = bind_params(view, {})
-        try:
-            result = run_local(store, text, source=project.relative(view.path))
-        except UsageError as exc:
-            raise UsageError(f"view {view.name!r} cannot be published: {exc}") from None
+        key = hashlib.sha256(f"{code_fingerprint('views', 'querydeps')}\0{text}".encode("utf-8")).hexdigest()
+        result = _kept_view(project, planner, changed, view.name, key, text)
+        if result is not None:
+            reused += 1
+        else:
+            try:
+                result = run_local(store, text, source=project.relative(view.path))
+            except UsageError as exc:
+                raise UsageError(f"view {view.name!r} cannot be published: {exc}") from None
+        if planner is not None:
+            planner.remember_view(view.name, key, result)
         if views_dir is not None:
             views_dir.mkdir(parents=True, exist_ok=True)
             (views_dir / f"{view.name}.csv").write_text(format_result(result, "csv"), encoding="utf-8", newline="")
             (views_dir / f"{view.name}.json").write_text(format_result(result, "json"), encoding="utf-8")
         out.append((view, result, None))
+    if changed is not None:
+        log.info("views: %d of %d reused (none of the predicates they read changed)", reused, len(out))
     return out
+
+
+def _kept_view(project: Project, planner, changed: set[str] | None, name: str, key: str, text: str):
+    """The last build's result of a view whose predicates did not change (None: run it)."""
+    if planner is None or changed is None:
+        return None
+    kept = planner.kept_view(name, key)
+    if kept is None:
+        return None
+    from .querydeps import query_predicates
+
+    reads = query_predicates(text, project)
+    if reads is None or reads & changed:
+        return None
+    return kept
 
 
 # --- the command ---------------------------------------------------------------------------------
@@ -313,18 +344,18 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
         description = dumps_mod.describe(project, graph.store, graph.prefixes, date=date, endpoint=endpoint)
         written = dumps_mod.write_dumps(project, graph, tmp, description=description, progress=progress.step,
                                          parallel=jobs != 1)
+        site_store = _site_store(graph, description) if site else None
         progress.step("running the stored views")
-        views = run_views(project, graph.store, tmp / "views")
+        changed = planner.changed_predicates(site_store) if site_store is not None else None
+        if changed is not None and _description_overlaps(graph, description):
+            changed = None  # the changed triples are told from the site's store: sure only if it adds to the graph
+        views = run_views(project, graph.store, tmp / "views", planner if site else None, changed)
         pages = 0
         if site:
-            import pyoxigraph as ox
-
             from .site import render_site
 
             progress.step("rendering the site")
-            store = ox.Store()
-            store.bulk_extend(graph.store.quads_for_pattern(None, None, None, ox.DefaultGraph()))
-            store.bulk_extend(ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph()) for t in description.triples)
+            store = site_store
             stats = render_site(project, graph, report, views, tmp, shapes=shapes, dumps=written,
                                 description=description, date=date, endpoint=endpoint, jobs=jobs,
                                 progress=progress.tick, store=store, select=planner.select)
@@ -341,6 +372,23 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
             signal.signal(signal.SIGTERM, previous)
     return BuildSummary(out, description.total_triples, len([d for d in written if d.triples]),
                         len(views), pages, time.monotonic() - started)
+
+
+def _site_store(graph, description):
+    """What the site is rendered from: the graph and the dataset description."""
+    import pyoxigraph as ox
+
+    store = ox.Store()
+    store.bulk_extend(graph.store.quads_for_pattern(None, None, None, ox.DefaultGraph()))
+    store.bulk_extend(ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph()) for t in description.triples)
+    return store
+
+
+def _description_overlaps(graph, description) -> bool:
+    """Whether a triple of the dataset description is also in the graph."""
+    import pyoxigraph as ox
+
+    return any(ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph()) in graph.store for t in description.triples)
 
 
 def _shown(project: Project, path: Path) -> str:

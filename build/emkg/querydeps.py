@@ -1,0 +1,134 @@
+"""Which triples a SPARQL query's answer can depend on: the predicates it names.
+
+A query whose every triple pattern and property path has constant predicates (no ``?p`` in
+predicate position, no negated property set, no ``GRAPH``, ``SERVICE`` or ``FROM``) gives the same
+answer on any two graphs that hold the same triples with those predicates: triples with other
+predicates are never matched by any of its patterns. So when a build knows which triples changed
+since the last one, a stored view whose predicates none of them use has the same rows as last
+time (``publish.run_views`` reuses them).
+
+The analysis uses rdflib's SPARQL parser (slow, so the answer for a query text is kept in the
+work cache); anything it does not understand means "depends on everything" (None), which only
+ever costs a re-run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable
+
+from .cache import cache_root, code_fingerprint, read_entry, write_entry
+from .project import Project
+
+log = logging.getLogger(__name__)
+
+_EVERYTHING = "*"
+_OPAQUE = {"GraphGraphPattern", "ServiceGraphPattern", "Graph", "Service", "DescribeQuery", "ConstructQuery"}
+
+
+class _Everything(Exception):
+    """The query can depend on any triple."""
+
+
+def query_predicates(text: str, project: Project | None = None) -> frozenset[str] | None:
+    """The predicate IRIs ``text`` (a SPARQL query) can match; None when it can match any triple
+    (or cannot be analysed). Kept in ``.cache/querydeps/`` when ``project`` is given."""
+    key = hashlib.sha256(code_fingerprint("querydeps").encode("utf-8") + b"\0" + text.encode("utf-8")).hexdigest()
+    entry = cache_root(project) / "querydeps" / f"{key[:24]}.pickle" if project is not None else None
+    if entry is not None:
+        kept = read_entry(entry, key)
+        if isinstance(kept, tuple):
+            return None if kept == (_EVERYTHING,) else frozenset(kept)
+    answer = _analyse(text)
+    if entry is not None:
+        write_entry(entry, key, (_EVERYTHING,) if answer is None else tuple(sorted(answer)))
+    return answer
+
+
+def _analyse(text: str) -> frozenset[str] | None:
+    try:
+        from rdflib.plugins.sparql import prepareQuery
+
+        query = prepareQuery(text)
+    except Exception as exc:  # noqa: BLE001 - not understood: depends on everything
+        log.debug("query not analysed (%s): it depends on every triple", exc)
+        return None
+    predicates: set[str] = set()
+    try:
+        if getattr(query.algebra, "datasetClause", None):
+            raise _Everything()
+        _walk(query.algebra, predicates)
+    except _Everything:
+        return None
+    return frozenset(predicates)
+
+
+def _walk(node, predicates: set[str]) -> None:
+    from rdflib.paths import Path as RdfPath
+    from rdflib.plugins.sparql.parserutils import CompValue
+
+    if isinstance(node, CompValue):
+        if node.name in _OPAQUE:
+            raise _Everything()
+        for key, value in node.items():
+            if key == "triples" and isinstance(value, (list, tuple)):
+                for pattern in value:
+                    _pattern(pattern, predicates)
+            if key != "_vars":
+                _walk(value, predicates)
+    elif isinstance(node, dict):
+        for value in node.values():
+            _walk(value, predicates)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _walk(value, predicates)
+    elif isinstance(node, RdfPath):
+        _path(node, predicates)
+
+
+def _pattern(pattern, predicates: set[str]) -> None:
+    """A triple (s, p, o), or the parser's flat list s p o s p o ...: every predicate."""
+    if not isinstance(pattern, (list, tuple)) or len(pattern) % 3:
+        raise _Everything()
+    for i in range(1, len(pattern), 3):
+        _predicate(pattern[i], predicates)
+
+
+def _predicate(term, predicates: set[str]) -> None:
+    from rdflib.paths import Path as RdfPath
+    from rdflib.term import URIRef
+
+    if isinstance(term, URIRef):
+        predicates.add(str(term))
+    elif isinstance(term, RdfPath):
+        _path(term, predicates)
+    else:  # a variable (or anything else) in predicate position
+        raise _Everything()
+
+
+def _path(path, predicates: set[str]) -> None:
+    from rdflib.paths import AlternativePath, InvPath, MulPath, NegatedPath, SequencePath
+
+    if isinstance(path, NegatedPath):
+        raise _Everything()
+    if isinstance(path, (SequencePath, AlternativePath)):
+        parts: Iterable = path.args
+    elif isinstance(path, InvPath):
+        parts = [path.arg]
+    elif isinstance(path, MulPath):
+        parts = [path.path]
+    else:
+        raise _Everything()
+    for part in parts:
+        _predicate(part, predicates)
+
+
+def predicates_of(ntriples: Iterable[bytes]) -> set[str]:
+    """The predicates of N-Triples lines (a build's changed triples)."""
+    import pyoxigraph as ox
+
+    data = b"\n".join(ntriples)
+    if not data:
+        return set()
+    return {t.predicate.value for t in ox.parse(data, format=ox.RdfFormat.N_TRIPLES)}

@@ -1,0 +1,55 @@
+"""``querydeps``: the predicates a query can match, or None when it can match any triple."""
+
+from __future__ import annotations
+
+import pytest
+
+from emkg.querydeps import predicates_of, query_predicates
+
+EX = "PREFIX ex: <http://example.org/>\n"
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("?a ex:p ?b", {"p"}),
+    ("?a a ex:T ; ex:p [ ex:q ?c ] , ?d", {"type", "p", "q"}),
+    ("?a ex:p/^ex:q* ?b . ?b (ex:r|ex:s)+ ?c", {"p", "q", "r", "s"}),
+    ("?a ex:p ?b FILTER NOT EXISTS { ?b ex:hidden ?c }", {"p", "hidden"}),
+    ("?a ex:p ?b OPTIONAL { ?b ex:o ?c } MINUS { ?a ex:m ?x }", {"p", "o", "m"}),
+    ("{ SELECT ?a WHERE { ?a ex:inner ?z } } ?a ex:outer ?b", {"inner", "outer"}),
+])
+def test_constant_predicates_are_found_everywhere(body: str, expected: set[str]) -> None:
+    found = query_predicates(EX + f"SELECT * WHERE {{ {body} }}")
+    assert found is not None
+    assert {p.rsplit("/", 1)[-1].rsplit("#", 1)[-1] for p in found} == expected
+
+
+@pytest.mark.parametrize("body", [
+    "?a ?p ?b",
+    "?a ex:p ?b FILTER EXISTS { ?b ?any ?c }",
+    "?a !ex:p ?b",
+    "GRAPH ?g { ?a ex:p ?b }",
+    "?a ex:p ?b . SERVICE <http://example.org/sparql> { ?b ex:q ?c }",
+])
+def test_anything_else_depends_on_every_triple(body: str) -> None:
+    assert query_predicates(EX + f"SELECT * WHERE {{ {body} }}") is None
+
+
+def test_a_dataset_clause_or_a_broken_query_depends_on_every_triple() -> None:
+    assert query_predicates(EX + "SELECT * FROM <http://example.org/g> WHERE { ?a ex:p ?b }") is None
+    assert query_predicates("SELECT * WHERE { ?a ex:p ?b }") is None  # undefined prefix
+
+
+def test_the_answer_is_kept_per_query_text(tmp_path) -> None:
+    from emkg.project import Project
+
+    project = Project(root=tmp_path)
+    text = EX + "SELECT * WHERE { ?a ex:p ?b }"
+    assert query_predicates(text, project) == query_predicates(text, project) == {"http://example.org/p"}
+    assert list((tmp_path / ".cache" / "querydeps").iterdir())
+    assert query_predicates(EX + "SELECT * WHERE { ?a ?p ?b }", project) is None
+
+
+def test_predicates_of_changed_lines() -> None:
+    lines = [b'<http://e/a> <http://e/p> "x" .', b"<http://e/a> <http://e/q> <http://e/b> ."]
+    assert predicates_of(lines) == {"http://e/p", "http://e/q"}
+    assert predicates_of([]) == set()
