@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from emkg.load import index_turtle, load_files, parse_file
-from emkg.project import Project
+from emkg.project import Project, open_project
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 PREFIXES = "@prefix ex: <http://example.org/> .\n"
 
@@ -158,3 +160,17 @@ def test_the_line_index_is_kept_and_never_stale(tmp_path: Path) -> None:
     moved = load_files([path], project).index
     assert moved == load_files([path], project, use_cache=False).index
     assert moved.locate("http://example.org/a").line == fresh.locate("http://example.org/d").line
+
+
+def test_files_scanned_in_worker_processes_give_the_same_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At scale the line scans run in forked workers: the same index, prefixes and triples."""
+    from emkg import load
+
+    project = open_project(REPO_ROOT)
+    serial = load_files(project.graph_files(), project, use_cache=False)
+    monkeypatch.setattr(load, "PARALLEL_INDEX_CHARS", 0)
+    parallel = load_files(project.graph_files(), project, use_cache=False)
+    assert parallel.index == serial.index
+    assert parallel.prefixes == serial.prefixes
+    assert len(parallel.store) == len(serial.store)
+    assert all(f.pending is None for f in parallel.files)

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import multiprocessing
+import os
 import re
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -91,6 +95,7 @@ class ParsedFile:
     index: SourceIndex = field(default_factory=SourceIndex)
     problem: SyntaxProblem | None = None
     digest: str = ""  # sha256 of the file's bytes (empty when it could not be read)
+    pending: IndexJob | None = field(default=None, repr=False, compare=False)  # a deferred line scan
     # the parser's quads (default graph), kept so the store takes them as they are
     quads: list[ox.Quad] = field(default_factory=list, repr=False, compare=False)
 
@@ -145,11 +150,13 @@ def read_text(path: Path, name: str) -> tuple[str | None, SyntaxProblem | None]:
     return text, None
 
 
-def parse_file(path: Path, name: str, base_iri: str = DEFAULT_BASE_IRI, cache: Path | None = None) -> ParsedFile:
+def parse_file(path: Path, name: str, base_iri: str = DEFAULT_BASE_IRI, cache: Path | None = None,
+               defer: bool = False) -> ParsedFile:
     """Parse one Turtle file with pyoxigraph and index it; syntax problems are returned, not raised.
 
     ``cache``: a folder where the line index of each file is kept, keyed by the file's bytes (the
-    scanner is the slow part of loading; an unchanged file is not scanned again)."""
+    scanner is the slow part of loading; an unchanged file is not scanned again). ``defer``: leave
+    the scan to the caller (``parsed.pending``; see ``load_files``, which runs them in parallel)."""
     parsed = ParsedFile(path=path, name=name)
     text, problem = read_text(path, name)
     if problem is not None:
@@ -179,17 +186,64 @@ def parse_file(path: Path, name: str, base_iri: str = DEFAULT_BASE_IRI, cache: P
         parsed.triples = []
         return parsed
     base = path.resolve().as_uri()
-    if cache is None:
-        parsed.index = index_turtle(text, name, parsed.prefixes, base)
-        return parsed
-    entry = cache / entry_name(name, base)
-    key = hashlib.sha256(code_fingerprint("load", "cache").encode("utf-8") + b"\0" + data).hexdigest()
-    index = read_entry(entry, key)
-    if not isinstance(index, SourceIndex):
-        index = index_turtle(text, name, parsed.prefixes, base)
-        write_entry(entry, key, index)
-    parsed.index = index
+    job = IndexJob(name, text, parsed.prefixes, base)
+    if cache is not None:
+        entry = cache / entry_name(name, base)
+        key = hashlib.sha256(code_fingerprint("load", "cache").encode("utf-8") + b"\0" + data).hexdigest()
+        kept = read_entry(entry, key)
+        if isinstance(kept, SourceIndex):
+            parsed.index = kept
+            return parsed
+        job = IndexJob(name, text, parsed.prefixes, base, entry, key)
+    if defer:
+        parsed.pending = job
+    else:
+        parsed.index = job.run()
     return parsed
+
+
+@dataclass(frozen=True)
+class IndexJob:
+    """One file's line scan still to do (and where to keep its result)."""
+
+    name: str
+    text: str
+    prefixes: dict[str, str]
+    base: str
+    entry: Path | None = None
+    key: str | None = None
+
+    def run(self) -> SourceIndex:
+        index = index_turtle(self.text, self.name, self.prefixes, self.base)
+        if self.entry is not None and self.key is not None:
+            write_entry(self.entry, self.key, index)
+        return index
+
+
+PARALLEL_INDEX_CHARS = 4_000_000  # below this much text to scan, a second process costs more than it saves
+_JOBS: list[IndexJob] = []
+
+
+def _run_job(number: int) -> SourceIndex:
+    return _JOBS[number].run()
+
+
+def run_index_jobs(jobs: list[IndexJob]) -> list[SourceIndex]:
+    """Scan the files, on every core when there is enough text (forked workers; same indexes)."""
+    workers = min(os.cpu_count() or 1, len(jobs))
+    if workers < 2 or sum(len(j.text) for j in jobs) < PARALLEL_INDEX_CHARS or "fork" not in multiprocessing.get_all_start_methods():
+        return [job.run() for job in jobs]
+    _JOBS[:] = jobs  # inherited by the forked workers: only job numbers and indexes cross over
+    order = sorted(range(len(jobs)), key=lambda n: -len(jobs[n].text))  # the largest first
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            found = dict(zip(order, pool.map(_run_job, order)))
+        return [found[n] for n in range(len(jobs))]
+    except (OSError, BrokenProcessPool) as exc:
+        log.debug("line index: no worker processes (%s); scanning here", exc)
+        return [job.run() for job in jobs]
+    finally:
+        _JOBS.clear()
 
 
 TOKEN_LIMIT = 16 * 1024 * 1024  # pyoxigraph's largest token
@@ -214,7 +268,8 @@ def _clean_message(message: str) -> str:
 def load_files(paths: Iterable[Path], project: Project, *, use_cache: bool = True) -> LoadedGraph:
     """Parse every file into one store; files with syntax problems add nothing to it.
 
-    ``use_cache``: keep and reuse each file's line index in ``.cache/load/`` (see ``cache.py``)."""
+    ``use_cache``: keep and reuse each file's line index in ``.cache/load/`` (see ``cache.py``).
+    The files still to scan are scanned together (``run_index_jobs``), once all are parsed."""
     cache = cache_root(project) / "load" if use_cache else None
     store = ox.Store()
     index = SourceIndex()
@@ -222,7 +277,7 @@ def load_files(paths: Iterable[Path], project: Project, *, use_cache: bool = Tru
     files: list[ParsedFile] = []
     rebase = project.base_iri != DEFAULT_BASE_IRI
     for path in paths:
-        parsed = parse_file(path, project.relative(path), project.base_iri, cache)
+        parsed = parse_file(path, project.relative(path), project.base_iri, cache, defer=True)
         files.append(parsed)
         if parsed.problem is not None:
             log.debug("skipping %s: %s", parsed.name, parsed.problem)
@@ -230,13 +285,20 @@ def load_files(paths: Iterable[Path], project: Project, *, use_cache: bool = Tru
         triples = parsed.triples
         if rebase:
             triples = [_rebase_triple(t, project.base_iri) for t in triples]
-            parsed.index = _rebase_index(parsed.index, project.base_iri)
-            parsed.prefixes = {k: _rebase_str(v, project.base_iri) for k, v in parsed.prefixes.items()}
         if triples is parsed.triples and len(parsed.quads) == len(triples):
             store.bulk_extend(parsed.quads)  # as parsed: no new Quad objects
         else:
             store.bulk_extend(ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph()) for t in triples)
         parsed.quads = []
+    waiting = [f for f in files if f.pending is not None]
+    for parsed, scanned in zip(waiting, run_index_jobs([f.pending for f in waiting])):
+        parsed.index, parsed.pending = scanned, None
+    for parsed in files:
+        if parsed.problem is not None:
+            continue
+        if rebase:
+            parsed.index = _rebase_index(parsed.index, project.base_iri)
+            parsed.prefixes = {k: _rebase_str(v, project.base_iri) for k, v in parsed.prefixes.items()}
         index.merge(parsed.index)
         for key, value in parsed.prefixes.items():
             prefixes.setdefault(key, value)
