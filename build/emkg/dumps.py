@@ -490,19 +490,7 @@ def describe(project: Project, store: ox.Store, graph_prefixes: Mapping[str, str
     ds = NT(dataset_iri(project))
     base = project.base_iri
     id_space = project.id_base
-    quads = list(store.quads_for_pattern(None, None, None, ox.DefaultGraph()))
-    subjects: set[str] = set()
-    entities: set[str] = set()
-    predicates: set[str] = set()
-    instances: dict[str, set[str]] = defaultdict(set)
-    for q in quads:
-        s = nt(q.subject)
-        subjects.add(s)
-        if isinstance(q.subject, ox.NamedNode) and q.subject.value.startswith(id_space):
-            entities.add(q.subject.value)
-        predicates.add(q.predicate.value)
-        if q.predicate.value == RDF_TYPE and isinstance(q.object, ox.NamedNode):
-            instances[q.object.value].add(s)
+    counts = _counts(store, id_space)
     lit = ox.Literal
     en = lambda text: lit(text, language="en")  # noqa: E731
     integer = lambda n: lit(str(n), datatype=NT(XSD + "integer"))  # noqa: E731
@@ -532,13 +520,13 @@ def describe(project: Project, store: ox.Store, graph_prefixes: Mapping[str, str
     add(ds, VOID + "uriSpace", lit(id_space))
     add(ds, VOID + "vocabulary", NT(project.ontology_iri))
     add(ds, VOID + "feature", NT("http://www.w3.org/ns/formats/Turtle"))
-    for doc in sorted(instances.get(base + "def/SourceDocument", set())):
-        add(ds, DCTERMS + "source", NT(doc[1:-1]))
-    add(ds, VOID + "entities", integer(len(entities)))
-    add(ds, VOID + "classes", integer(len(instances)))
-    add(ds, VOID + "properties", integer(len(predicates)))
-    add(ds, VOID + "distinctSubjects", integer(len(subjects)))
-    class_counts = sorted(((c, len(m)) for c, m in instances.items()), key=lambda x: (-x[1], x[0]))
+    for doc in _instances(store, base + "def/SourceDocument"):
+        add(ds, DCTERMS + "source", NT(doc))
+    add(ds, VOID + "entities", integer(counts.entities))
+    add(ds, VOID + "classes", integer(len(counts.classes)))
+    add(ds, VOID + "properties", integer(counts.properties))
+    add(ds, VOID + "distinctSubjects", integer(counts.subjects))
+    class_counts = sorted(counts.classes.items(), key=lambda x: (-x[1], x[0]))
     for cls, count in sorted(class_counts):
         part = NT(f"{base}dataset/class/{_class_slug(cls, prefixes)}")
         add(ds, VOID + "classPartition", part)
@@ -547,7 +535,7 @@ def describe(project: Project, store: ox.Store, graph_prefixes: Mapping[str, str
         add(part, VOID + "entities", integer(count))
         label = _label_in(store, cls) or (prefixes.curie(cls) or cls)
         add(part, RDFS + "label", en(f"Instances of {label}"))
-    examples = _examples(class_counts, instances, project)
+    examples = _examples(class_counts, store, project)
     for example in examples:
         add(ds, VOID + "exampleResource", NT(example))
     if endpoint:
@@ -567,12 +555,12 @@ def describe(project: Project, store: ox.Store, graph_prefixes: Mapping[str, str
     # not depend on the number written, so count first and add the one triple that states it.
     unique = set(t)
     new = sum(1 for x in unique if ox.Quad(x.subject, x.predicate, x.object, ox.DefaultGraph()) not in store)
-    total = len(quads) + new + 1
+    total = counts.triples + new + 1
     add(ds, VOID + "triples", integer(total))
     return Description(
         triples=sorted(set(t), key=lambda x: (nt(x.subject), nt(x.predicate), nt(x.object))),
-        dataset=ds.value, total_triples=total, entities=len(entities), classes=len(instances),
-        properties=len(predicates), class_counts=class_counts, examples=examples,
+        dataset=ds.value, total_triples=total, entities=counts.entities, classes=len(counts.classes),
+        properties=counts.properties, class_counts=class_counts, examples=examples,
         date=date, endpoint=endpoint, prefixes=prefixes.mapping,
     )
 
@@ -585,13 +573,49 @@ def _label_in(store: ox.Store, iri: str) -> str | None:
     return labels[0] if labels else None
 
 
-def _examples(class_counts: list[tuple[str, int]], instances: Mapping[str, set[str]], project: Project) -> list[str]:
+@dataclass(frozen=True)
+class _Counts:
+    triples: int
+    subjects: int
+    entities: int  # IRI subjects in the id space
+    properties: int
+    classes: dict[str, int]  # class IRI -> distinct instances
+
+
+def _one_number(store: ox.Store, query: str) -> int:
+    for row in store.query(query):
+        return int(row[0].value)
+    return 0
+
+
+def _counts(store: ox.Store, id_space: str) -> _Counts:
+    """The dataset's statistics, counted by the store (the default graph)."""
+    space = id_space.replace("\\", "\\\\").replace('"', '\\"')
+    classes = {row[0].value: int(row[1].value) for row in store.query(
+        "SELECT ?c (COUNT(DISTINCT ?s) AS ?n) WHERE { ?s a ?c FILTER(isIRI(?c)) } GROUP BY ?c")}
+    return _Counts(
+        triples=len(store),
+        subjects=_one_number(store, "SELECT (COUNT(DISTINCT ?s) AS ?n) WHERE { ?s ?p ?o }"),
+        entities=_one_number(store, "SELECT (COUNT(DISTINCT ?s) AS ?n) WHERE { ?s ?p ?o "
+                                    f'FILTER(isIRI(?s) && STRSTARTS(STR(?s), "{space}")) }}'),
+        properties=_one_number(store, "SELECT (COUNT(DISTINCT ?p) AS ?n) WHERE { ?s ?p ?o }"),
+        classes=classes,
+    )
+
+
+def _instances(store: ox.Store, cls: str) -> list[str]:
+    """The IRIs of the instances of ``cls``, sorted."""
+    return sorted(q.subject.value for q in store.quads_for_pattern(None, NT(RDF_TYPE), NT(cls), ox.DefaultGraph())
+                  if isinstance(q.subject, ox.NamedNode))
+
+
+def _examples(class_counts: list[tuple[str, int]], store: ox.Store, project: Project) -> list[str]:
     """Up to five example resources: the first instance (by IRI) of the most populous data classes."""
     out: list[str] = []
     for cls, _count in class_counts:
         if not cls.startswith(project.ontology_iri):
             continue
-        members = sorted(m[1:-1] for m in instances[cls] if m.startswith("<" + project.id_base))
+        members = [m for m in _instances(store, cls) if m.startswith(project.id_base)]
         if members and members[0] not in out:
             out.append(members[0])
         if len(out) == 5:
