@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -165,9 +166,22 @@ def _swap(tmp: Path, out: Path) -> None:
         except OSError:
             os.rename(backup, out)
             raise
-        shutil.rmtree(backup, ignore_errors=True)
+        _remove_later(backup)
     else:
         os.rename(tmp, out)
+
+
+def _remove_later(path: Path) -> None:
+    """Delete the previous output in a detached process: the new one is already in place, and a
+    national site takes seconds to delete. (If it is killed, the next build removes what is left,
+    see ``_clean_leftovers``; if no process can be started, it is deleted here.)"""
+    code = "import shutil, sys; shutil.rmtree(sys.argv[1], ignore_errors=True)"
+    try:
+        subprocess.Popen([sys.executable, "-c", code, str(path)], start_new_session=True, close_fds=True,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError as exc:
+        log.debug("deleting %s here: %s", path, exc)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 class _Terminated(KeyboardInterrupt):
@@ -222,13 +236,24 @@ def run_views(project: Project, store, views_dir: Path | None, planner=None, cha
     return out
 
 
+def _analyse_views(project: Project, views: list[tuple]) -> None:
+    """Work out (and keep in the cache) which predicates each view reads, for the next build to
+    tell which views an edit can change (``querydeps``; slow the first time, then cached)."""
+    from .querydeps import query_predicates
+    from .views import bind_params
+
+    for view, result, _reason in views:
+        if result is not None:
+            query_predicates(bind_params(view, {}), project)
+
+
 def _kept_view(project: Project, planner, changed: set[str] | None, name: str, key: str, text: str):
     """The last build's result of a view whose predicates did not change (None: run it)."""
     if planner is None or changed is None:
         return None
     kept = planner.kept_view(name, key)
-    if kept is None:
-        return None
+    if kept is None or not changed:
+        return kept
     from .querydeps import query_predicates
 
     reads = query_predicates(text, project)
@@ -364,6 +389,8 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
         _swap(tmp, out)
         if site:
             planner.save(out)
+            if changed is None:
+                _analyse_views(project, views)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
