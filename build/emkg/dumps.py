@@ -65,7 +65,7 @@ from typing import Any
 
 import pyoxigraph as ox
 
-from .fmt import format_turtle
+from .fmt import format_graph, format_turtle
 from .project import Project
 
 log = logging.getLogger(__name__)
@@ -328,6 +328,13 @@ def _used_prefixes(grouped: SubjectMap, prefixes: Prefixes) -> dict[str, str]:
             for o in objs:
                 add(o)
     return prefixes.used(curies)
+
+
+def ntriples_lines(quads: Sequence[ox.Quad | ox.Triple]) -> list[str]:
+    """The N-Triples line of each triple (pyoxigraph's serializer), in the given order."""
+    data = ox.serialize((ox.Triple(q.subject, q.predicate, q.object) for q in quads), format=ox.RdfFormat.N_TRIPLES)
+    text = data.decode("utf-8") if data else ""
+    return text.split("\n")[:-1] if text else []
 
 
 def write_ntriples(triples: Iterable[ox.Triple | ox.Quad]) -> str:
@@ -806,8 +813,8 @@ class _DumpJob:
 
     def text(self, name: str) -> str:
         quads, prefixes, description = self.quads, self.prefixes, self.description
-        if name == "emkg.ttl":
-            return format_turtle(write_turtle(quads, prefixes, _comment(description, name)), name)
+        if name == "emkg.ttl":  # the layout of ``emkg fmt``, straight from the sorted triples
+            return format_graph(ntriples_lines(quads), dict(prefixes.mapping), _comment(description, name))
         if name == "emkg.nt":
             return write_ntriples(quads)
         if name == "emkg.jsonld":

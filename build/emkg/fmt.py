@@ -66,7 +66,7 @@ import re
 import stat
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin
@@ -870,13 +870,24 @@ def _format(text: str, name: str) -> tuple[str, list[str]]:
         return _format_text(text, name)
 
 
+def format_graph(lines: list[str], prefixes: dict[str, str], header: Sequence[str] = ()) -> str:
+    """The canonical layout of a graph given as N-Triples lines (absolute IRIs, in the order a
+    parser would read them), declaring ``prefixes``, with ``header`` as its top comment lines:
+    what ``format_turtle`` gives for such a file, without writing and parsing its text (the dumps)."""
+    with _no_gc():
+        return _layout_text(list(dict.fromkeys(lines)), prefixes, _Comments(header=[f"# {c}" for c in header]))
+
+
 def _format_text(text: str, name: str) -> tuple[str, list[str]]:
     parsed = _parse(text, name)
-    terms = _Terms(parsed.prefixes)
-    graph = _Graph(parsed.lines)
+    return _layout_text(parsed.lines, parsed.prefixes, scan_comments(text)), parsed.lines
+
+
+def _layout_text(lines: list[str], prefixes: dict[str, str], comments: _Comments) -> str:
+    terms = _Terms(prefixes)
+    graph = _Graph(lines)
     layout = _Layout(graph)
     writer = _Writer(graph, layout, terms)
-    comments = scan_comments(text)
 
     iri_subjects = []
     bnode_blocks = []
@@ -902,8 +913,8 @@ def _format_text(text: str, name: str) -> tuple[str, list[str]]:
     parts: list[str] = []
     if comments.header:
         parts.append("\n".join(comments.header))
-    if parsed.prefixes:
-        parts.append("\n".join(f"@prefix {p}: {terms.iriref(ns)} ." for p, ns in sorted(parsed.prefixes.items())))
+    if prefixes:
+        parts.append("\n".join(f"@prefix {p}: {terms.iriref(ns)} ." for p, ns in sorted(prefixes.items())))
     for _, s in iri_subjects:
         block = writer.block(s)
         parts.append("\n".join([*roots[s], block]) if s in roots else block)
@@ -911,7 +922,7 @@ def _format_text(text: str, name: str) -> tuple[str, list[str]]:
         parts.append("\n".join([*roots[s], block]) if s in roots else block)
     if footer:
         parts.append("\n".join(footer))
-    return ("\n\n".join(parts) + "\n" if parts else ""), parsed.lines
+    return "\n\n".join(parts) + "\n" if parts else ""
 
 
 def _root_of(key: str, graph: _Graph, blocks: set[str]) -> str | None:

@@ -732,13 +732,17 @@ class Generator:
             if block is None:
                 continue
             used.add(block.subject)
-            path, detail = self._apply(kind, block, used)
+            applied = self._apply(kind, block, used)
+            if applied is None:  # nothing left to pair it with (a small tree asked for many faults)
+                used.discard(block.subject)
+                continue
+            path, detail = applied
             self.manifest_faults.append({
                 "kind": kind, "focus": _expand(block.subject), "path": _expand(path) if path else None,
                 "component": FAULT_KINDS[kind][1], "file": file, "what": FAULT_KINDS[kind][0], **detail,
             })
 
-    def _apply(self, kind: str, b: Block, used: set[str]) -> tuple[str | None, dict]:
+    def _apply(self, kind: str, b: Block, used: set[str]) -> tuple[str | None, dict] | None:
         if kind == "missing-required":
             b.set("skos:prefLabel")
             return "skos:prefLabel", {}
@@ -749,8 +753,10 @@ class Generator:
             b.set("foaf:homepage", lit(b.props["foaf:homepage"][0].strip("<>"), None))
             return "foaf:homepage", {}
         if kind == "duplicate-gss":
-            other = next(a for a in self.authority_blocks if a.subject != b.subject and a.subject not in used
-                         and a.types == b.types and "schema:dissolutionDate" not in a.props)
+            other = next((a for a in self.authority_blocks if a.subject != b.subject and a.subject not in used
+                          and a.types == b.types and "schema:dissolutionDate" not in a.props), None)
+            if other is None:
+                return None
             used.add(other.subject)
             b.set("emkg:gssCode", *other.props["emkg:gssCode"])
             b.set("emkg:statisticalGeography", *other.props["emkg:statisticalGeography"])
