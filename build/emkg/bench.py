@@ -348,9 +348,10 @@ def build_phases(stderr_lines: Sequence[tuple[float, str]], end: float) -> dict[
 
 
 def _worker(argv: list[str], timeout: float | None = None, step_timeout: float | None = None) -> dict:
-    """Run ``python -m emkg.bench worker ...``: one JSON line per step, then a summary line."""
+    """Run ``python -m emkg.bench worker ...``: one JSON line per step, then a summary line.
+    The work cache is off (``EMKG_NO_CACHE``): each step's figure is its whole cost."""
     cmd = [sys.executable, "-m", "emkg.bench", "worker", *argv]
-    env = dict(os.environ, SOURCE_DATE_EPOCH=SOURCE_DATE_EPOCH)
+    env = dict(os.environ, SOURCE_DATE_EPOCH=SOURCE_DATE_EPOCH, EMKG_NO_CACHE="1")
     if step_timeout is not None:
         env["EMKG_BENCH_STEP_TIMEOUT"] = str(step_timeout)
     result = _spawn(cmd, env=env, timeout=timeout)
