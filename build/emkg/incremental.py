@@ -49,7 +49,7 @@ import json
 import logging
 import os
 import pickle
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pyoxigraph as ox
@@ -156,11 +156,12 @@ class IncrementalSite:
 
     # -- planning -------------------------------------------------------------------------------------
 
-    def changed_predicates(self, store: ox.Store) -> set[str] | None:
-        """The predicates of the triples that differ between ``store`` (what the site will be
-        rendered from) and the last build's; None when there is no usable last build (first
-        build, ``--full``, another output folder...). For ``publish.run_views``."""
-        lines = self._lines_of(store)
+    def changed_predicates(self, store: ox.Store, extra: Sequence[ox.Quad] = ()) -> set[str] | None:
+        """The predicates of the triples that differ between ``store`` plus ``extra`` (what the
+        site will be rendered from, once ``extra`` is added to ``store``) and the last build's;
+        None when there is no usable last build (first build, ``--full``, another output
+        folder...). For ``publish.run_views``."""
+        lines = self._lines_of(store, extra)
         if self.full or self._old is None or self._old_lines is None:
             return None
         from .querydeps import predicates_of
@@ -177,9 +178,15 @@ class IncrementalSite:
     def remember_view(self, name: str, key: str, result) -> None:
         self._views[name] = (key, result)
 
-    def _lines_of(self, store: ox.Store) -> set[bytes]:
+    def _lines_of(self, store: ox.Store, extra: Sequence[ox.Quad] = ()) -> set[bytes]:
+        """The N-Triples lines of ``store`` (plus ``extra``), remembered for that store object:
+        ``select`` asks again once ``extra`` has been added to it."""
         if self._lines is None or self._lines[0] is not store:
-            self._lines = (store, _lines(store))
+            lines = _lines(store)
+            if extra:
+                text = ox.serialize((q.triple for q in extra), format=ox.RdfFormat.N_TRIPLES)
+                lines |= set(text.splitlines())
+            self._lines = (store, lines)
         return self._lines[1]
 
     def select(self, model, pages) -> tuple[set[str] | None, Path | None]:

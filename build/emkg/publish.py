@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+import pyoxigraph as ox
+
 from .errors import EXIT_OK, UsageError
 from .project import Project
 
@@ -369,18 +371,19 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
         description = dumps_mod.describe(project, graph.store, graph.prefixes, date=date, endpoint=endpoint)
         written = dumps_mod.write_dumps(project, graph, tmp, description=description, progress=progress.step,
                                          parallel=jobs != 1)
-        site_store = _site_store(graph, description) if site else None
+        described = [ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph()) for t in description.triples]
         progress.step("running the stored views")
-        changed = planner.changed_predicates(site_store) if site_store is not None else None
+        changed = planner.changed_predicates(graph.store, described) if site else None
         if changed is not None and _description_overlaps(graph, description):
-            changed = None  # the changed triples are told from the site's store: sure only if it adds to the graph
+            changed = None  # the changed triples are told from the site's triples: sure only if they add to the graph
         views = run_views(project, graph.store, tmp / "views", planner if site else None, changed)
         pages = 0
         if site:
             from .site import render_site
 
             progress.step("rendering the site")
-            store = site_store
+            store = graph.store  # the site shows the dataset description too (the views are done)
+            store.bulk_extend(described)
             stats = render_site(project, graph, report, views, tmp, shapes=shapes, dumps=written,
                                 description=description, date=date, endpoint=endpoint, jobs=jobs,
                                 progress=progress.tick, store=store, select=planner.select)
@@ -399,16 +402,6 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
             signal.signal(signal.SIGTERM, previous)
     return BuildSummary(out, description.total_triples, len([d for d in written if d.triples]),
                         len(views), pages, time.monotonic() - started)
-
-
-def _site_store(graph, description):
-    """What the site is rendered from: the graph and the dataset description."""
-    import pyoxigraph as ox
-
-    store = ox.Store()
-    store.bulk_extend(graph.store.quads_for_pattern(None, None, None, ox.DefaultGraph()))
-    store.bulk_extend(ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph()) for t in description.triples)
-    return store
 
 
 def _description_overlaps(graph, description) -> bool:
