@@ -716,7 +716,7 @@ def ontology_subjects(project: Project, graph) -> set[str]:
             parsed.path.resolve().relative_to(folder)
         except ValueError:
             continue
-        out.update(parsed.index.subjects)
+        out.update(parsed.ensure_index().subjects)
     return out
 
 

@@ -96,18 +96,59 @@ class ParsedFile:
     problem: SyntaxProblem | None = None
     digest: str = ""  # sha256 of the file's bytes (empty when it could not be read)
     pending: IndexJob | None = field(default=None, repr=False, compare=False)  # a deferred line scan
+    rebase_to: str | None = field(default=None, repr=False, compare=False)  # the project's base IRI, if not the default
     # the parser's quads (default graph), kept so the store takes them as they are
     quads: list[ox.Quad] = field(default_factory=list, repr=False, compare=False)
+
+    def ensure_index(self) -> SourceIndex:
+        """The file's line index, scanned (or read from the cache) now if it was deferred."""
+        if self.pending is not None:
+            self._take(self.pending.run())
+        return self.index
+
+    def _take(self, index: SourceIndex) -> None:
+        self.index = _rebase_index(index, self.rebase_to) if self.rebase_to else index
+        self.pending = None
 
 
 @dataclass
 class LoadedGraph:
-    """The parsed sources: a pyoxigraph store (default graph) plus the source index."""
+    """The parsed sources: a pyoxigraph store (default graph) plus the source index.
+
+    The index is made when it is first asked for (``index``): a graph that validates without a
+    result never needs to know where anything is written, and at national scale the scan is the
+    slowest part of loading."""
 
     store: ox.Store
-    index: SourceIndex
     prefixes: dict[str, str]
     files: list[ParsedFile]
+    _index: SourceIndex | None = field(default=None, repr=False)
+
+    @property
+    def index(self) -> SourceIndex:
+        if self._index is None:
+            self._index = self.build_index()
+        return self._index
+
+    @property
+    def has_index(self) -> bool:
+        return self._index is not None
+
+    def build_index(self, parallel: bool = True) -> SourceIndex:
+        """Every file's index (the deferred scans run together, on every core when ``parallel``), merged."""
+        if self._index is not None:
+            return self._index
+        waiting = [f for f in self.files if f.pending is not None]
+        jobs = [f.pending for f in waiting]
+        scanned = run_index_jobs(jobs) if parallel else [job.run() for job in jobs]
+        for parsed, index in zip(waiting, scanned):
+            parsed._take(index)
+        merged = SourceIndex()
+        for parsed in self.files:
+            if parsed.problem is None:
+                merged.merge(parsed.index)
+        self._index = merged
+        return merged
 
     @property
     def problems(self) -> list[SyntaxProblem]:
@@ -190,10 +231,6 @@ def parse_file(path: Path, name: str, base_iri: str = DEFAULT_BASE_IRI, cache: P
     if cache is not None:
         entry = cache / entry_name(name, base)
         key = hashlib.sha256(code_fingerprint("load", "cache").encode("utf-8") + b"\0" + data).hexdigest()
-        kept = read_entry(entry, key)
-        if isinstance(kept, SourceIndex):
-            parsed.index = kept
-            return parsed
         job = IndexJob(name, text, parsed.prefixes, base, entry, key)
     if defer:
         parsed.pending = job
@@ -213,10 +250,19 @@ class IndexJob:
     entry: Path | None = None
     key: str | None = None
 
+    def kept(self) -> SourceIndex | None:
+        """The index the cache holds for this very text, if any."""
+        if self.entry is None or self.key is None:
+            return None
+        index = read_entry(self.entry, self.key)
+        return index if isinstance(index, SourceIndex) else None
+
     def run(self) -> SourceIndex:
-        index = index_turtle(self.text, self.name, self.prefixes, self.base)
-        if self.entry is not None and self.key is not None:
-            write_entry(self.entry, self.key, index)
+        index = self.kept()
+        if index is None:
+            index = index_turtle(self.text, self.name, self.prefixes, self.base)
+            if self.entry is not None and self.key is not None:
+                write_entry(self.entry, self.key, index)
         return index
 
 
@@ -229,7 +275,16 @@ def _run_job(number: int) -> SourceIndex:
 
 
 def run_index_jobs(jobs: list[IndexJob]) -> list[SourceIndex]:
-    """Scan the files, on every core when there is enough text (forked workers; same indexes)."""
+    """Scan the files, on every core when there is enough text (forked workers; same indexes).
+    Indexes the cache holds are read here; only the others are scanned."""
+    found = {n: job.kept() for n, job in enumerate(jobs)}
+    todo = [n for n, index in found.items() if index is None]
+    for n, index in zip(todo, _scan_all([jobs[n] for n in todo])):
+        found[n] = index
+    return [found[n] for n in range(len(jobs))]  # type: ignore[misc]
+
+
+def _scan_all(jobs: list[IndexJob]) -> list[SourceIndex]:
     workers = min(os.cpu_count() or 1, len(jobs))
     if workers < 2 or sum(len(j.text) for j in jobs) < PARALLEL_INDEX_CHARS or "fork" not in multiprocessing.get_all_start_methods():
         return [job.run() for job in jobs]
@@ -269,10 +324,9 @@ def load_files(paths: Iterable[Path], project: Project, *, use_cache: bool = Tru
     """Parse every file into one store; files with syntax problems add nothing to it.
 
     ``use_cache``: keep and reuse each file's line index in ``.cache/load/`` (see ``cache.py``).
-    The files still to scan are scanned together (``run_index_jobs``), once all are parsed."""
+    The line index is made when first asked for (``LoadedGraph.index``)."""
     cache = cache_root(project) / "load" if use_cache else None
     store = ox.Store()
-    index = SourceIndex()
     prefixes: dict[str, str] = {}
     files: list[ParsedFile] = []
     rebase = project.base_iri != DEFAULT_BASE_IRI
@@ -290,20 +344,13 @@ def load_files(paths: Iterable[Path], project: Project, *, use_cache: bool = Tru
         else:
             store.bulk_extend(ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph()) for t in triples)
         parsed.quads = []
-    waiting = [f for f in files if f.pending is not None]
-    for parsed, scanned in zip(waiting, run_index_jobs([f.pending for f in waiting])):
-        parsed.index, parsed.pending = scanned, None
-    for parsed in files:
-        if parsed.problem is not None:
-            continue
         if rebase:
-            parsed.index = _rebase_index(parsed.index, project.base_iri)
+            parsed.rebase_to = project.base_iri
             parsed.prefixes = {k: _rebase_str(v, project.base_iri) for k, v in parsed.prefixes.items()}
-        index.merge(parsed.index)
         for key, value in parsed.prefixes.items():
             prefixes.setdefault(key, value)
     log.debug("loaded %d triples from %d files", len(store), len(files))
-    return LoadedGraph(store=store, index=index, prefixes=prefixes, files=files)
+    return LoadedGraph(store=store, prefixes=prefixes, files=files)
 
 
 def load_graph(project: Project, extra: Iterable[Path] = ()) -> LoadedGraph:

@@ -28,7 +28,7 @@ from rdflib.namespace import RDF, SH
 
 from .cache import cache_root, code_fingerprint, read_entry, write_entry
 from .errors import EXIT_DATA, EXIT_OK, EXIT_USAGE, UsageError
-from .load import LoadedGraph, Location, SyntaxProblem, literal_key, load_graph, load_shapes
+from .load import LoadedGraph, Location, SourceIndex, SyntaxProblem, literal_key, load_graph, load_shapes
 from .project import Project
 from .terms import ox_to_rdflib, rdflib_to_ox
 
@@ -265,9 +265,18 @@ class Locator:
     the place that refers to the focus (a dangling reference has no description of its own)."""
 
     def __init__(self, graph: LoadedGraph) -> None:
-        self.index = graph.index
+        self.graph = graph
         self.store = graph.store
         self._referrers: dict[str, Location] | None = None
+
+    @property
+    def index(self) -> SourceIndex:
+        """The graph's line index, made on the first result to locate (scanned in worker
+        processes only when no other thread runs: the SHACL engine may still be at work)."""
+        graph = self.graph
+        if not graph.has_index:
+            graph.build_index(parallel=threading.active_count() == 1)
+        return graph.index
 
     def _predicates_with(self, focus: ox.NamedNode, value) -> list[str]:
         """The predicates linking ``focus`` to ``value`` (a result without a path, e.g. from SPARQL)."""
@@ -859,6 +868,17 @@ def run_qc(check: QcCheck, graph: LoadedGraph, locator: Locator, short: Shortene
     return results, None
 
 
+class _Nowhere:
+    """A locator that finds nothing (QC rows are located after the SHACL engine's thread ends:
+    the line index may then be made in worker processes)."""
+
+    def locate(self, *_args, **_kwargs) -> None:
+        return None
+
+
+_NOWHERE = _Nowhere()
+
+
 # --- the public API ----------------------------------------------------------------------------------
 
 def validate_loaded(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: bool = True,
@@ -961,7 +981,7 @@ def _validate(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: boo
         checks, problems = qc_checks(project)
         qc_errors.extend(problems)
         for check in checks:
-            rows, problem = run_qc(check, graph, locator, short)
+            rows, problem = run_qc(check, graph, _NOWHERE, short)  # located once the engine is done
             qc_results.extend(rows)
             report.checks += 1
             if problem is not None:
@@ -969,6 +989,7 @@ def _validate(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: boo
 
     if engine_thread is not None:
         engine_thread.join()
+    qc_results = [replace(r, location=locator.locate(r.focus, r.path, r.value)) for r in qc_results]
     if "error" in outcome:
         exc = outcome["error"]
         folder = project.relative(project.shapes_dir) + "/"
