@@ -388,6 +388,10 @@ class Model:
         self.out = {k: dict(v) for k, v in self.out.items()}
         self._labels: dict[str, str] = {}
         self._supers: dict[str, set[str]] = {}
+        self._classes: dict[str, frozenset[str]] = {}  # per resource: its types and all their superclasses
+        self._term_labels: dict[str, str] = {}
+        self._type_labels: dict[str, str] = {}
+        self._contexts: dict[str, str | None] = {}
         self.paths: dict[str, str] = {}
         self._assign_paths()
 
@@ -455,7 +459,14 @@ class Model:
         return self._supers[cls]
 
     def is_a(self, s: str, cls: str) -> bool:
-        return any(cls in self.superclasses(t) for t in self.types.get(s, ()))
+        return cls in self.classes_of(s)
+
+    def classes_of(self, s: str) -> frozenset[str]:
+        """The types of ``s`` and all their superclasses (remembered per resource)."""
+        found = self._classes.get(s)
+        if found is None:
+            found = self._classes[s] = frozenset().union(*(self.superclasses(t) for t in self.types.get(s, ())))
+        return found
 
     def instances(self, cls: str) -> list[str]:
         found = set()
@@ -502,7 +513,14 @@ class Model:
         return curie or iri
 
     def term_label(self, iri: str) -> str:
-        """Names of classes and properties: their rdfs:label, a known name, or the humanised local name."""
+        """Names of classes and properties: their rdfs:label, a known name, or the humanised local name
+        (remembered per IRI)."""
+        text = self._term_labels.get(iri)
+        if text is None:
+            text = self._term_labels[iri] = self._term_label(iri)
+        return text
+
+    def _term_label(self, iri: str) -> str:
         text = self.literal(iri, RDFS + "label", SKOS + "prefLabel")
         if text:
             return text
@@ -511,6 +529,13 @@ class Model:
         return humanise(local_name(iri).split(":")[-1])
 
     def type_label(self, iri: str) -> str:
+        """The most specific types of ``iri``, named (remembered per IRI)."""
+        text = self._type_labels.get(iri)
+        if text is None:
+            text = self._type_labels[iri] = self._type_label(iri)
+        return text
+
+    def _type_label(self, iri: str) -> str:
         types = self.types.get(iri, [])
         local = [t for t in types if t.startswith(self.E)] or types
         if not local:
@@ -520,7 +545,14 @@ class Model:
         return ", ".join(capitalise(self.term_label(t)) for t in sorted(specific))
 
     def context_label(self, iri: str) -> str | None:
-        """Extra words that place a resource (the update a section belongs to, ...)."""
+        """Extra words that place a resource (the update a section belongs to, ...), remembered per IRI."""
+        try:
+            return self._contexts[iri]
+        except KeyError:
+            text = self._contexts[iri] = self._context_label(iri)
+            return text
+
+    def _context_label(self, iri: str) -> str | None:
         if self.is_a(iri, self.E + "UpdateSection"):
             parents = self.objects(iri, DCTERMS + "isPartOf")
             if parents:
@@ -1108,6 +1140,122 @@ def _datatype_words(iri: str) -> str:
     return words.get(iri, f"a value of type {local_name(iri)}")
 
 
+# --- HTML fragments ---------------------------------------------------------------------------------
+# The building blocks every page repeats (a value, a list of values, the property table, a list of
+# links, the provenance list), written here rather than as jinja macros: a resource page has dozens
+# of them, and jinja's macro calls and attribute lookups cost more than the page's own logic.
+# ``macros.html`` exposes them to the templates under the same names. Each writes exactly what the
+# jinja macro wrote: ``{{ x }}`` with autoescape is ``escape(x)`` (``None`` → "None"), a missing key is
+# jinja's Undefined (nothing, and false).
+
+def _esc(value: Any) -> str:
+    """``escape`` as a plain ``str`` (joining a ``Markup`` with a ``str`` would escape the ``str``)."""
+    return str(escape(value))
+
+
+def _out(item: Mapping, key: str) -> str:
+    """``{{ item.key }}``: the escaped value, or nothing for a missing key."""
+    return _esc(item[key]) if key in item else ""
+
+
+def _suffix(v: Mapping) -> str:
+    """The `` (context)`` and type tag after a link or text."""
+    out = ""
+    if v.get("context"):
+        out += f' <span class="context">({_esc(v["context"])})</span>'
+    if v.get("type"):
+        out += f' <span class="tag">{_esc(v["type"])}</span>'
+    return out
+
+
+def _value_text(v: Mapping) -> str:
+    kind = v.get("kind")
+    if kind == "link":
+        return f'<a href="{_out(v, "href")}">{_out(v, "label")}</a>{_suffix(v)}'
+    if kind == "external":
+        return f'<a class="external" href="{_out(v, "href")}">{_out(v, "label")}</a>'
+    if kind == "code":
+        return f"<code>{_out(v, 'label')}</code>"
+    if kind == "date":
+        if v.get("machine"):
+            return f'<time datetime="{_esc(v["machine"])}">{_out(v, "label")}</time>'
+        return _out(v, "label")
+    if kind == "node":
+        rows = "".join(f"<dt>{_out(row['prop'], 'label')}</dt><dd>{_values_text(row['values'])}</dd>" for row in v.get("rows") or ())
+        return f'<dl class="node">{rows}</dl>'
+    if kind == "text":
+        return f"{_out(v, 'label')}{_suffix(v)}"
+    text = f'<span lang="{_esc(v["lang"])}">{_out(v, "label")}</span>' if v.get("lang") else _out(v, "label")
+    if v.get("datatype"):
+        text += f' <span class="datatype">{_esc(v["datatype"])}</span>'
+    return text
+
+
+def _values_text(vs: Sequence[Mapping]) -> str:
+    if not vs:
+        return '<span class="none">–</span>'
+    if len(vs) == 1:
+        return _value_text(vs[0])
+    return '<ul class="values">' + "".join(f"<li>{_value_text(v)}</li>" for v in vs) + "</ul>"
+
+
+def value_html(v: Mapping) -> Markup:
+    """One value (a dict with a ``kind``: link, external, code, date, node, text, literal)."""
+    return Markup(_value_text(v))
+
+
+def values_html(vs: Sequence[Mapping]) -> Markup:
+    """A cell's values: a dash for none, the value for one, a list for more."""
+    return Markup(_values_text(vs))
+
+
+def inline_values_html(vs: Sequence[Mapping]) -> Markup:
+    """Values in running text, separated by commas."""
+    return Markup(", ".join(_value_text(v) for v in vs))
+
+
+def link_list_html(items: Sequence[Mapping]) -> Markup:
+    return Markup('<ul class="links">' + "".join(f"<li>{_value_text(v)}</li>" for v in items) + "</ul>")
+
+
+def _provenance_item(e: Mapping) -> str:
+    out = f"Section “{_esc(e['section'])}” of " if e.get("section") else ""
+    if e.get("document"):
+        out += _value_text(e["document"])
+    if e.get("file"):
+        lines = f", lines {_esc(e['start'])}–{_esc(e.get('end') or e['start'])}" if e.get("start") else ""
+        out += f' <span class="file">{_esc(e["file"])}{lines}</span>'
+    if e.get("section"):
+        out += f' · <a href="{_out(e["source"], "href")}">section record</a>'
+    return f"<li>{out}</li>\n"
+
+
+def provenance_html(entries: Sequence[Mapping]) -> Markup:
+    """Where a resource comes from: one item per source (section, document, file and lines)."""
+    return Markup('<ul class="provenance">\n' + "".join(_provenance_item(e) for e in entries) + "</ul>")
+
+
+def _property_row(row: Mapping) -> str:
+    prop = row["prop"]
+    if prop.get("href"):
+        head = f'<a href="{_esc(prop["href"])}" title="{_out(prop, "curie")}">{_out(prop, "label")}</a>'
+    else:
+        head = f'<span title="{_out(prop, "curie")}">{_out(prop, "label")}</span>'
+    return f'<tr><th scope="row">{head}</th><td>{_values_text(row["values"])}</td></tr>\n'
+
+
+def property_table_html(rows: Sequence[Mapping]) -> Markup:
+    """A resource's properties and their values."""
+    return Markup('<div class="table-wrap">\n<table class="properties">\n'
+                  '<thead><tr><th scope="col">Property</th><th scope="col">Value</th></tr></thead>\n<tbody>\n'
+                  + "".join(_property_row(row) for row in rows) + "</tbody>\n</table>\n</div>")
+
+
+FRAGMENTS = {"value_html": value_html, "values_html": values_html, "inline_values_html": inline_values_html,
+             "link_list_html": link_list_html, "provenance_html": provenance_html,
+             "property_table_html": property_table_html}
+
+
 # --- rendering --------------------------------------------------------------------------------------
 
 _ENV = None
@@ -1126,6 +1274,7 @@ def environment():
         _ENV.filters["thousands"] = lambda n: f"{n:,}" if isinstance(n, int) else n
         _ENV.filters["bytes"] = human_bytes
         _ENV.globals["capitalise"] = capitalise
+        _ENV.globals.update(FRAGMENTS)
     return _ENV
 
 
@@ -1161,7 +1310,26 @@ _STATE: dict[str, Any] = {}
 def _write_page(out_dir: Path, rel: str, html: str) -> None:
     target = safe_join(out_dir, rel)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(html, encoding="utf-8")
+    _write_file(str(target), html)
+
+
+def _write_file(path: str, text: str) -> None:
+    """Write ``text`` as UTF-8 (what ``Path.write_text`` does, with fewer calls: pages are many)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        data = text.encode("utf-8")
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
+
+
+def _write_resource_files(out_dir: Path, folder: str, files: Sequence[tuple[str, str]]) -> None:
+    """Write a resource's files (name, text) into its folder, made once."""
+    target = str(safe_join(out_dir, folder))
+    os.makedirs(target, exist_ok=True)
+    for name, text in files:
+        _write_file(f"{target}/{name}", text)
 
 
 def render_template(name: str, ctx: dict, chrome: Chrome) -> str:
@@ -1181,11 +1349,11 @@ def _render_resources(iris: Sequence[str]) -> int:
     for iri in iris:
         ctx = pages.resource(iri)
         html = render_template(ctx["template"], ctx, chrome)
-        folder = m.paths[iri].rsplit("/", 1)[0]
-        _write_page(out_dir, m.paths[iri], html)
+        folder, name = m.paths[iri].rsplit("/", 1)
         triples = _own_triples(m, iri)
-        _write_page(out_dir, folder + "/index.ttl", D.write_turtle(triples, prefixes, only_used_prefixes=True))
-        _write_page(out_dir, folder + "/index.jsonld", D.write_jsonld(triples, prefixes, only_used_prefixes=True))
+        _write_resource_files(out_dir, folder, ((name, html),
+                                                ("index.ttl", D.write_turtle(triples, prefixes, only_used_prefixes=True)),
+                                                ("index.jsonld", D.write_jsonld(triples, prefixes, only_used_prefixes=True))))
     return len(iris)
 
 
