@@ -1149,7 +1149,11 @@ def _datatype_words(iri: str) -> str:
 # jinja's Undefined (nothing, and false).
 
 def _esc(value: Any) -> str:
-    """``escape`` as a plain ``str`` (joining a ``Markup`` with a ``str`` would escape the ``str``)."""
+    """``escape`` as a plain ``str`` (joining a ``Markup`` with a ``str`` would escape the ``str``).
+    Plain strings, nearly all values, take markupsafe's replacements directly."""
+    if type(value) is str:
+        return (value.replace("&", "&amp;").replace(">", "&gt;").replace("<", "&lt;")
+                .replace("'", "&#39;").replace('"', "&#34;"))
     return str(escape(value))
 
 
@@ -1302,6 +1306,17 @@ class Chrome:
         ("glossary/index.html", "Glossary"), ("views/index.html", "Views"), ("def/index.html", "Ontology"),
         ("quality/index.html", "Data quality"),
     )
+    _parts: dict[tuple[str, ...], Markup] = field(default_factory=dict, repr=False, compare=False)
+
+    def part(self, name: str, up: str, current: str = "") -> Markup:
+        """A piece of every page's frame (the macro ``name`` of ``macros.html``: the header with the
+        navigation, the footer), rendered once per place in the site (``up``) and current page."""
+        key = (name, up, current)
+        html = self._parts.get(key)
+        if html is None:
+            macro = getattr(environment().get_template("macros.html").module, name)
+            html = self._parts[key] = macro(self, up, current)
+        return html
 
 
 _STATE: dict[str, Any] = {}
@@ -1346,14 +1361,15 @@ def _render_resources(iris: Sequence[str]) -> int:
     out_dir: Path = _STATE["out_dir"]
     m = pages.m
     prefixes = m.prefixes
+    writer = D.TurtleWriter(prefixes)  # shared by the batch: it remembers each term's Turtle text
     for iri in iris:
         ctx = pages.resource(iri)
         html = render_template(ctx["template"], ctx, chrome)
         folder, name = m.paths[iri].rsplit("/", 1)
-        triples = _own_triples(m, iri)
-        _write_resource_files(out_dir, folder, ((name, html),
-                                                ("index.ttl", D.write_turtle(triples, prefixes, only_used_prefixes=True)),
-                                                ("index.jsonld", D.write_jsonld(triples, prefixes, only_used_prefixes=True))))
+        grouped = _own_graph(m, iri)
+        used = D.used_prefixes(grouped, prefixes)
+        _write_resource_files(out_dir, folder, ((name, html), ("index.ttl", D.turtle_text(grouped, writer, used=used)),
+                                                ("index.jsonld", D.jsonld_text(grouped, prefixes, used))))
     return len(iris)
 
 
@@ -1365,9 +1381,10 @@ def _worker_init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _own_triples(m: Model, iri: str) -> list[ox.Triple]:
-    """The resource's own triples, with any blank nodes it refers to (recursively)."""
-    out = []
+def _own_graph(m: Model, iri: str) -> D.SubjectMap:
+    """The resource's own triples, with any blank nodes it refers to (recursively), grouped by
+    subject as the writers take them (the model holds them grouped already)."""
+    out: D.SubjectMap = {}
     todo = [iri]
     seen = set()
     while todo:
@@ -1375,12 +1392,11 @@ def _own_triples(m: Model, iri: str) -> list[ox.Triple]:
         if key in seen:
             continue
         seen.add(key)
-        subj = ox.NamedNode(key) if not key.startswith("_:") else ox.BlankNode(key[2:])
-        for p, objs in m.out.get(key, {}).items():
-            for o in objs:
-                out.append(ox.Triple(subj, ox.NamedNode(p), o))
-                if isinstance(o, ox.BlankNode):
-                    todo.append("_:" + o.value)
+        pmap = m.out.get(key)
+        if not pmap:
+            continue
+        out[ox.NamedNode(key) if not key.startswith("_:") else ox.BlankNode(key[2:])] = pmap
+        todo.extend("_:" + o.value for objs in pmap.values() for o in objs if isinstance(o, ox.BlankNode))
     return out
 
 
