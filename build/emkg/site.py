@@ -268,10 +268,40 @@ def format_date(value: str, datatype: str, precision: str | None = None) -> str 
 
 def script_json(data: Any) -> Markup:
     """JSON safe inside ``<script>``: ``<``, ``>`` and ``&`` are escaped as \\u sequences."""
-    text = json.dumps(data, ensure_ascii=False, sort_keys=False, indent=1)
+    try:
+        text = _indented_json(data, "\n")
+    except TypeError:  # something _indented_json does not write: json's own (slower) writer
+        text = json.dumps(data, ensure_ascii=False, sort_keys=False, indent=1)
     text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
     return Markup(text)
+
+
+_JSON_LEAVES = (str, int, float, bool, type(None))
+
+
+def _indented_json(value: Any, newline: str) -> str:
+    """``json.dumps(value, ensure_ascii=False, indent=1)`` for dicts with string keys, lists and
+    JSON scalars, with json's C writer for the scalars (its indenting writer is pure Python).
+    ``newline``: a newline and the indent of ``value``'s own line. TypeError for anything else."""
+    if type(value) is dict:
+        if not value:
+            return "{}"
+        inner = newline + " "
+        items = []
+        for key, item in value.items():
+            if type(key) is not str:
+                raise TypeError("not a string key")
+            items.append(f"{json.dumps(key, ensure_ascii=False)}: {_indented_json(item, inner)}")
+        return "{" + inner + ("," + inner).join(items) + newline + "}"
+    if type(value) in (list, tuple):
+        if not value:
+            return "[]"
+        inner = newline + " "
+        return "[" + inner + ("," + inner).join(_indented_json(item, inner) for item in value) + newline + "]"
+    if type(value) in _JSON_LEAVES:
+        return json.dumps(value, ensure_ascii=False)
+    raise TypeError(f"not written here: {type(value).__name__}")
 
 
 @functools.lru_cache(maxsize=65536)
@@ -606,6 +636,11 @@ class Pages:
         self.E = model.E
         self.glossary = self._glossary()
         self.here: str | None = None  # the label of the page being built (no "(context)" that repeats it)
+        # remembered per IRI (the same properties, updates and types recur on many pages)
+        self._props: dict[str, tuple[str, str | None, str | None, str]] = {}
+        self._positions: dict[str, tuple] = {}
+        self._dates: dict[str, str] = {}
+        self._schema_kinds: dict[tuple[str, ...], str] = {}
 
     # -- links
     def link(self, iri: str, up: str, with_type: bool = False) -> dict:
@@ -657,10 +692,12 @@ class Pages:
         return item
 
     def prop(self, p: str, up: str) -> dict:
-        m = self.m
-        target = m.page(p)
-        return {"label": capitalise(m.term_label(p)), "href": up + target if target else safe_external_href(p),
-                "curie": m.prefixes.curie(p) or p}
+        known = self._props.get(p)
+        if known is None:
+            m = self.m
+            known = self._props[p] = (capitalise(m.term_label(p)), m.page(p), safe_external_href(p), m.prefixes.curie(p) or p)
+        label, target, external, curie = known
+        return {"label": label, "href": up + target if target else external, "curie": curie}
 
     def rows(self, s: str, up: str, skip: Iterable[str] = (), depth: int = 0) -> list[dict]:
         m = self.m
@@ -833,6 +870,12 @@ class Pages:
         return f"Linked here as “{self.m.term_label(p)}”"
 
     def _position(self, iri: str) -> tuple:
+        found = self._positions.get(iri)
+        if found is None:
+            found = self._positions[iri] = self._stated_position(iri)
+        return found
+
+    def _stated_position(self, iri: str) -> tuple:
         pos = self.m.literal(iri, SCHEMA + "position")
         try:
             return (int(pos), iri) if pos is not None else (10**9, iri)
@@ -840,6 +883,12 @@ class Pages:
             return (10**9, iri)
 
     def _date_label(self, iri: str) -> str:
+        found = self._dates.get(iri)
+        if found is None:
+            found = self._dates[iri] = self._stated_date(iri)
+        return found
+
+    def _stated_date(self, iri: str) -> str:
         m = self.m
         stated = m.literal(iri, self.E + "statedDate")
         if stated:
@@ -852,7 +901,15 @@ class Pages:
         return ""
 
     # -- schema.org JSON-LD for search engines
-    def schema_jsonld(self, s: str) -> Markup:
+    def schema_kind(self, s: str) -> str:
+        """The schema.org type of ``s`` for search engines (remembered per set of types)."""
+        types = tuple(sorted(self.m.types.get(s, ())))
+        kind = self._schema_kinds.get(types)
+        if kind is None:
+            kind = self._schema_kinds[types] = self._schema_kind(s)
+        return kind
+
+    def _schema_kind(self, s: str) -> str:
         m = self.m
         kind = "Thing"
         for cls in sorted(m.types.get(s, ())):
@@ -866,6 +923,11 @@ class Pages:
             kind = "Person"
         if m.is_a(s, VOID + "Dataset") or m.is_a(s, DCAT + "Dataset"):
             kind = "Dataset"
+        return kind
+
+    def schema_jsonld(self, s: str) -> Markup:
+        m = self.m
+        kind = self.schema_kind(s)
         doc: dict[str, Any] = {"@context": {"@vocab": SCHEMA}, "@type": kind, "@id": s, "url": s, "name": m.label(s)}
         desc = m.literal(s, SKOS + "definition", DCTERMS + "description", self.E + "purpose")
         if desc:
