@@ -1505,16 +1505,6 @@ def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes
             shutil.copyfile(item, static_out / item.name)
             stats.files += 1
 
-    # listing and special pages (main process)
-    special = special_pages(pages, data)
-    for i, ctx in enumerate(special):
-        _write_page(out_dir, ctx["path"], render_template(ctx["template"], ctx, chrome))
-        tick("pages", i + 1, len(special))
-    for rel, text in extra_files(pages, data).items():
-        _write_page(out_dir, rel, text)
-        stats.files += 1
-    stats.pages += len(special)
-
     # resource pages (an incremental build renders only ``only`` and links the rest from ``reuse``)
     iris = sorted(model.paths)
     only, reuse = select(model, pages) if select is not None else (None, None)
@@ -1529,10 +1519,13 @@ def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes
     if workers > 1 and total >= PARALLEL_THRESHOLD and "fork" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("fork")
         with context.Pool(processes=min(workers, len(batches)), initializer=_worker_init) as pool:
-            for count in pool.imap_unordered(_render_resources, batches):
+            results = pool.imap_unordered(_render_resources, batches)  # the workers start at once...
+            _write_special_pages(pages, data, chrome, out_dir, stats, tick)  # ...while this process writes the listings
+            for count in results:
                 done += count
                 tick("resource pages", done, total)
     else:
+        _write_special_pages(pages, data, chrome, out_dir, stats, tick)
         for batch in batches:
             done += _render_resources(batch)
             tick("resource pages", done, total)
@@ -1541,6 +1534,19 @@ def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes
     stats.pages += total + stats.reused
     stats.files += stats.pages + 2 * (total + stats.reused)
     return stats
+
+
+def _write_special_pages(pages: Pages, data: SiteInput, chrome: Chrome, out_dir: Path, stats: SiteStats,
+                         tick: Callable[[str, int, int], None]) -> None:
+    """The listing and special pages, and the search index (always in the main process)."""
+    special = special_pages(pages, data)
+    for i, ctx in enumerate(special):
+        _write_page(out_dir, ctx["path"], render_template(ctx["template"], ctx, chrome))
+        tick("pages", i + 1, len(special))
+    for rel, text in extra_files(pages, data).items():
+        _write_page(out_dir, rel, text)
+        stats.files += 1
+    stats.pages += len(special)
 
 
 RESOURCE_FILES = ("index.html", "index.ttl", "index.jsonld")
