@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import gc
 import hashlib
 import json
 import logging
@@ -1518,12 +1519,16 @@ def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes
     batches = [iris[i:i + BATCH_SIZE] for i in range(0, total, BATCH_SIZE)]
     if workers > 1 and total >= PARALLEL_THRESHOLD and "fork" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("fork")
-        with context.Pool(processes=min(workers, len(batches)), initializer=_worker_init) as pool:
-            results = pool.imap_unordered(_render_resources, batches)  # the workers start at once...
-            _write_special_pages(pages, data, chrome, out_dir, stats, tick)  # ...while this process writes the listings
-            for count in results:
-                done += count
-                tick("resource pages", done, total)
+        gc.freeze()  # the workers only read the model: their collections need not walk (and so copy) it
+        try:
+            with context.Pool(processes=min(workers, len(batches)), initializer=_worker_init) as pool:
+                results = pool.imap_unordered(_render_resources, batches)  # the workers start at once...
+                _write_special_pages(pages, data, chrome, out_dir, stats, tick)  # ...while this process writes the listings
+                for count in results:
+                    done += count
+                    tick("resource pages", done, total)
+        finally:
+            gc.unfreeze()
     else:
         _write_special_pages(pages, data, chrome, out_dir, stats, tick)
         for batch in batches:
