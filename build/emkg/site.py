@@ -20,7 +20,11 @@ Layout (every link is relative, so the folder works from ``file://`` and from an
   Pages serves ``_r/``.
 
 Pages are rendered by jinja2 with autoescape on; all logic is here, templates only lay out.
-Big graphs are rendered by a pool of processes over batches of pages (``jobs``).
+The fragments a resource page repeats dozens of times (values, the property table, link lists,
+provenance) are written by the "HTML fragments" functions below, exactly as the macros of
+``macros.html`` that expose them; every page's header and footer are rendered once per place.
+Big graphs are rendered by a pool of processes over batches of pages (``jobs``), while the main
+process writes the listing pages.
 """
 
 from __future__ import annotations
