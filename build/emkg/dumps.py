@@ -48,6 +48,7 @@ IRI is its download address (``<base>emkg.ttl`` ...).
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import logging
@@ -302,14 +303,21 @@ class TurtleWriter:
 def write_turtle(triples: Iterable[ox.Triple | ox.Quad], prefixes: Prefixes, comment: Sequence[str] = (),
                  only_used_prefixes: bool = False) -> str:
     grouped = group_triples(triples)
-    writer = TurtleWriter(prefixes)
+    used = used_prefixes(grouped, prefixes) if only_used_prefixes else None
+    return turtle_text(grouped, TurtleWriter(prefixes), comment, used)
+
+
+def turtle_text(grouped: SubjectMap, writer: TurtleWriter, comment: Sequence[str] = (),
+                used: Mapping[str, str] | None = None) -> str:
+    """Turtle for triples already grouped by subject, declaring the prefixes ``used`` (all if None).
+    A writer may serve many calls (the site's pages): it remembers each term's text."""
     blocks = list(writer.blocks(grouped))
-    used = _used_prefixes(grouped, prefixes) if only_used_prefixes else None
     head = writer.header(comment, used)
     return head + ("\n" if head else "") + "\n".join(blocks)
 
 
-def _used_prefixes(grouped: SubjectMap, prefixes: Prefixes) -> dict[str, str]:
+def used_prefixes(grouped: SubjectMap, prefixes: Prefixes) -> dict[str, str]:
+    """The declared prefixes the CURIEs of these triples need."""
     curies = []
 
     def add(term):
@@ -401,19 +409,28 @@ def jsonld_nodes(grouped: SubjectMap, prefixes: Prefixes, context: Mapping[str, 
 
 def write_jsonld(triples: Iterable[ox.Triple | ox.Quad], prefixes: Prefixes, only_used_prefixes: bool = False) -> str:
     grouped = group_triples(triples)
+    return jsonld_text(grouped, prefixes, used_prefixes(grouped, prefixes) if only_used_prefixes else None)
+
+
+def jsonld_text(grouped: SubjectMap, prefixes: Prefixes, used: Mapping[str, str] | None = None) -> str:
+    """JSON-LD for triples already grouped by subject; the context holds the prefixes ``used`` (all if None)."""
     context = jsonld_context(prefixes)
-    if only_used_prefixes:
-        used = _used_prefixes(grouped, prefixes)
+    if used is not None:
         context = {k: v for k, v in context.items() if k in used}
     doc = {"@context": context, "@graph": jsonld_nodes(grouped, prefixes, context)}
     return _json_lines(doc)
 
 
+@functools.lru_cache(maxsize=1024)
+def _context_text(items: tuple[tuple[str, str], ...]) -> str:
+    """The indented ``@context`` (the site's pages share a few)."""
+    return json.dumps(dict(items), ensure_ascii=False, indent=2).replace("\n", "\n  ")
+
+
 def _json_lines(doc: dict) -> str:
     """JSON with one node per line inside @graph: diff-friendly and still fast for big graphs."""
-    context = json.dumps(doc["@context"], ensure_ascii=False, indent=2)
+    context = _context_text(tuple(doc["@context"].items()))
     nodes = ",\n".join("  " + json.dumps(n, ensure_ascii=False, separators=(", ", ": ")) for n in doc["@graph"])
-    context = context.replace("\n", "\n  ")
     return '{\n  "@context": ' + context + ',\n  "@graph": [\n' + nodes + ("\n" if nodes else "") + "  ]\n}\n"
 
 

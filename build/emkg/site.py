@@ -20,13 +20,18 @@ Layout (every link is relative, so the folder works from ``file://`` and from an
   Pages serves ``_r/``.
 
 Pages are rendered by jinja2 with autoescape on; all logic is here, templates only lay out.
-Big graphs are rendered by a pool of processes over batches of pages (``jobs``).
+The fragments a resource page repeats dozens of times (values, the property table, link lists,
+provenance) are written by the "HTML fragments" functions below, exactly as the macros of
+``macros.html`` that expose them; every page's header and footer are rendered once per place.
+Big graphs are rendered by a pool of processes over batches of pages (``jobs``), while the main
+process writes the listing pages.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import functools
+import gc
 import hashlib
 import json
 import logging
@@ -268,10 +273,40 @@ def format_date(value: str, datatype: str, precision: str | None = None) -> str 
 
 def script_json(data: Any) -> Markup:
     """JSON safe inside ``<script>``: ``<``, ``>`` and ``&`` are escaped as \\u sequences."""
-    text = json.dumps(data, ensure_ascii=False, sort_keys=False, indent=1)
+    try:
+        text = _indented_json(data, "\n")
+    except TypeError:  # something _indented_json does not write: json's own (slower) writer
+        text = json.dumps(data, ensure_ascii=False, sort_keys=False, indent=1)
     text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
     return Markup(text)
+
+
+_JSON_LEAVES = (str, int, float, bool, type(None))
+
+
+def _indented_json(value: Any, newline: str) -> str:
+    """``json.dumps(value, ensure_ascii=False, indent=1)`` for dicts with string keys, lists and
+    JSON scalars, with json's C writer for the scalars (its indenting writer is pure Python).
+    ``newline``: a newline and the indent of ``value``'s own line. TypeError for anything else."""
+    if type(value) is dict:
+        if not value:
+            return "{}"
+        inner = newline + " "
+        items = []
+        for key, item in value.items():
+            if type(key) is not str:
+                raise TypeError("not a string key")
+            items.append(f"{json.dumps(key, ensure_ascii=False)}: {_indented_json(item, inner)}")
+        return "{" + inner + ("," + inner).join(items) + newline + "}"
+    if type(value) in (list, tuple):
+        if not value:
+            return "[]"
+        inner = newline + " "
+        return "[" + inner + ("," + inner).join(_indented_json(item, inner) for item in value) + newline + "]"
+    if type(value) in _JSON_LEAVES:
+        return json.dumps(value, ensure_ascii=False)
+    raise TypeError(f"not written here: {type(value).__name__}")
 
 
 @functools.lru_cache(maxsize=65536)
@@ -388,6 +423,10 @@ class Model:
         self.out = {k: dict(v) for k, v in self.out.items()}
         self._labels: dict[str, str] = {}
         self._supers: dict[str, set[str]] = {}
+        self._classes: dict[str, frozenset[str]] = {}  # per resource: its types and all their superclasses
+        self._term_labels: dict[str, str] = {}
+        self._type_labels: dict[str, str] = {}
+        self._contexts: dict[str, str | None] = {}
         self.paths: dict[str, str] = {}
         self._assign_paths()
 
@@ -455,7 +494,14 @@ class Model:
         return self._supers[cls]
 
     def is_a(self, s: str, cls: str) -> bool:
-        return any(cls in self.superclasses(t) for t in self.types.get(s, ()))
+        return cls in self.classes_of(s)
+
+    def classes_of(self, s: str) -> frozenset[str]:
+        """The types of ``s`` and all their superclasses (remembered per resource)."""
+        found = self._classes.get(s)
+        if found is None:
+            found = self._classes[s] = frozenset().union(*(self.superclasses(t) for t in self.types.get(s, ())))
+        return found
 
     def instances(self, cls: str) -> list[str]:
         found = set()
@@ -502,7 +548,14 @@ class Model:
         return curie or iri
 
     def term_label(self, iri: str) -> str:
-        """Names of classes and properties: their rdfs:label, a known name, or the humanised local name."""
+        """Names of classes and properties: their rdfs:label, a known name, or the humanised local name
+        (remembered per IRI)."""
+        text = self._term_labels.get(iri)
+        if text is None:
+            text = self._term_labels[iri] = self._term_label(iri)
+        return text
+
+    def _term_label(self, iri: str) -> str:
         text = self.literal(iri, RDFS + "label", SKOS + "prefLabel")
         if text:
             return text
@@ -511,6 +564,13 @@ class Model:
         return humanise(local_name(iri).split(":")[-1])
 
     def type_label(self, iri: str) -> str:
+        """The most specific types of ``iri``, named (remembered per IRI)."""
+        text = self._type_labels.get(iri)
+        if text is None:
+            text = self._type_labels[iri] = self._type_label(iri)
+        return text
+
+    def _type_label(self, iri: str) -> str:
         types = self.types.get(iri, [])
         local = [t for t in types if t.startswith(self.E)] or types
         if not local:
@@ -520,7 +580,14 @@ class Model:
         return ", ".join(capitalise(self.term_label(t)) for t in sorted(specific))
 
     def context_label(self, iri: str) -> str | None:
-        """Extra words that place a resource (the update a section belongs to, ...)."""
+        """Extra words that place a resource (the update a section belongs to, ...), remembered per IRI."""
+        try:
+            return self._contexts[iri]
+        except KeyError:
+            text = self._contexts[iri] = self._context_label(iri)
+            return text
+
+    def _context_label(self, iri: str) -> str | None:
         if self.is_a(iri, self.E + "UpdateSection"):
             parents = self.objects(iri, DCTERMS + "isPartOf")
             if parents:
@@ -574,6 +641,11 @@ class Pages:
         self.E = model.E
         self.glossary = self._glossary()
         self.here: str | None = None  # the label of the page being built (no "(context)" that repeats it)
+        # remembered per IRI (the same properties, updates and types recur on many pages)
+        self._props: dict[str, tuple[str, str | None, str | None, str]] = {}
+        self._positions: dict[str, tuple] = {}
+        self._dates: dict[str, str] = {}
+        self._schema_kinds: dict[tuple[str, ...], str] = {}
 
     # -- links
     def link(self, iri: str, up: str, with_type: bool = False) -> dict:
@@ -625,10 +697,12 @@ class Pages:
         return item
 
     def prop(self, p: str, up: str) -> dict:
-        m = self.m
-        target = m.page(p)
-        return {"label": capitalise(m.term_label(p)), "href": up + target if target else safe_external_href(p),
-                "curie": m.prefixes.curie(p) or p}
+        known = self._props.get(p)
+        if known is None:
+            m = self.m
+            known = self._props[p] = (capitalise(m.term_label(p)), m.page(p), safe_external_href(p), m.prefixes.curie(p) or p)
+        label, target, external, curie = known
+        return {"label": label, "href": up + target if target else external, "curie": curie}
 
     def rows(self, s: str, up: str, skip: Iterable[str] = (), depth: int = 0) -> list[dict]:
         m = self.m
@@ -801,6 +875,12 @@ class Pages:
         return f"Linked here as “{self.m.term_label(p)}”"
 
     def _position(self, iri: str) -> tuple:
+        found = self._positions.get(iri)
+        if found is None:
+            found = self._positions[iri] = self._stated_position(iri)
+        return found
+
+    def _stated_position(self, iri: str) -> tuple:
         pos = self.m.literal(iri, SCHEMA + "position")
         try:
             return (int(pos), iri) if pos is not None else (10**9, iri)
@@ -808,6 +888,12 @@ class Pages:
             return (10**9, iri)
 
     def _date_label(self, iri: str) -> str:
+        found = self._dates.get(iri)
+        if found is None:
+            found = self._dates[iri] = self._stated_date(iri)
+        return found
+
+    def _stated_date(self, iri: str) -> str:
         m = self.m
         stated = m.literal(iri, self.E + "statedDate")
         if stated:
@@ -820,7 +906,15 @@ class Pages:
         return ""
 
     # -- schema.org JSON-LD for search engines
-    def schema_jsonld(self, s: str) -> Markup:
+    def schema_kind(self, s: str) -> str:
+        """The schema.org type of ``s`` for search engines (remembered per set of types)."""
+        types = tuple(sorted(self.m.types.get(s, ())))
+        kind = self._schema_kinds.get(types)
+        if kind is None:
+            kind = self._schema_kinds[types] = self._schema_kind(s)
+        return kind
+
+    def _schema_kind(self, s: str) -> str:
         m = self.m
         kind = "Thing"
         for cls in sorted(m.types.get(s, ())):
@@ -834,6 +928,11 @@ class Pages:
             kind = "Person"
         if m.is_a(s, VOID + "Dataset") or m.is_a(s, DCAT + "Dataset"):
             kind = "Dataset"
+        return kind
+
+    def schema_jsonld(self, s: str) -> Markup:
+        m = self.m
+        kind = self.schema_kind(s)
         doc: dict[str, Any] = {"@context": {"@vocab": SCHEMA}, "@type": kind, "@id": s, "url": s, "name": m.label(s)}
         desc = m.literal(s, SKOS + "definition", DCTERMS + "description", self.E + "purpose")
         if desc:
@@ -1108,6 +1207,126 @@ def _datatype_words(iri: str) -> str:
     return words.get(iri, f"a value of type {local_name(iri)}")
 
 
+# --- HTML fragments ---------------------------------------------------------------------------------
+# The building blocks every page repeats (a value, a list of values, the property table, a list of
+# links, the provenance list), written here rather than as jinja macros: a resource page has dozens
+# of them, and jinja's macro calls and attribute lookups cost more than the page's own logic.
+# ``macros.html`` exposes them to the templates under the same names. Each writes exactly what the
+# jinja macro wrote: ``{{ x }}`` with autoescape is ``escape(x)`` (``None`` → "None"), a missing key is
+# jinja's Undefined (nothing, and false).
+
+def _esc(value: Any) -> str:
+    """``escape`` as a plain ``str`` (joining a ``Markup`` with a ``str`` would escape the ``str``).
+    Plain strings, nearly all values, take markupsafe's replacements directly."""
+    if type(value) is str:
+        return (value.replace("&", "&amp;").replace(">", "&gt;").replace("<", "&lt;")
+                .replace("'", "&#39;").replace('"', "&#34;"))
+    return str(escape(value))
+
+
+def _out(item: Mapping, key: str) -> str:
+    """``{{ item.key }}``: the escaped value, or nothing for a missing key."""
+    return _esc(item[key]) if key in item else ""
+
+
+def _suffix(v: Mapping) -> str:
+    """The `` (context)`` and type tag after a link or text."""
+    out = ""
+    if v.get("context"):
+        out += f' <span class="context">({_esc(v["context"])})</span>'
+    if v.get("type"):
+        out += f' <span class="tag">{_esc(v["type"])}</span>'
+    return out
+
+
+def _value_text(v: Mapping) -> str:
+    kind = v.get("kind")
+    if kind == "link":
+        return f'<a href="{_out(v, "href")}">{_out(v, "label")}</a>{_suffix(v)}'
+    if kind == "external":
+        return f'<a class="external" href="{_out(v, "href")}">{_out(v, "label")}</a>'
+    if kind == "code":
+        return f"<code>{_out(v, 'label')}</code>"
+    if kind == "date":
+        if v.get("machine"):
+            return f'<time datetime="{_esc(v["machine"])}">{_out(v, "label")}</time>'
+        return _out(v, "label")
+    if kind == "node":
+        rows = "".join(f"<dt>{_out(row['prop'], 'label')}</dt><dd>{_values_text(row['values'])}</dd>" for row in v.get("rows") or ())
+        return f'<dl class="node">{rows}</dl>'
+    if kind == "text":
+        return f"{_out(v, 'label')}{_suffix(v)}"
+    text = f'<span lang="{_esc(v["lang"])}">{_out(v, "label")}</span>' if v.get("lang") else _out(v, "label")
+    if v.get("datatype"):
+        text += f' <span class="datatype">{_esc(v["datatype"])}</span>'
+    return text
+
+
+def _values_text(vs: Sequence[Mapping]) -> str:
+    if not vs:
+        return '<span class="none">–</span>'
+    if len(vs) == 1:
+        return _value_text(vs[0])
+    return '<ul class="values">' + "".join(f"<li>{_value_text(v)}</li>" for v in vs) + "</ul>"
+
+
+def value_html(v: Mapping) -> Markup:
+    """One value (a dict with a ``kind``: link, external, code, date, node, text, literal)."""
+    return Markup(_value_text(v))
+
+
+def values_html(vs: Sequence[Mapping]) -> Markup:
+    """A cell's values: a dash for none, the value for one, a list for more."""
+    return Markup(_values_text(vs))
+
+
+def inline_values_html(vs: Sequence[Mapping]) -> Markup:
+    """Values in running text, separated by commas."""
+    return Markup(", ".join(_value_text(v) for v in vs))
+
+
+def link_list_html(items: Sequence[Mapping]) -> Markup:
+    return Markup('<ul class="links">' + "".join(f"<li>{_value_text(v)}</li>" for v in items) + "</ul>")
+
+
+def _provenance_item(e: Mapping) -> str:
+    out = f"Section “{_esc(e['section'])}” of " if e.get("section") else ""
+    if e.get("document"):
+        out += _value_text(e["document"])
+    if e.get("file"):
+        lines = f", lines {_esc(e['start'])}–{_esc(e.get('end') or e['start'])}" if e.get("start") else ""
+        out += f' <span class="file">{_esc(e["file"])}{lines}</span>'
+    if e.get("section"):
+        out += f' · <a href="{_out(e["source"], "href")}">section record</a>'
+    return f"<li>{out}</li>\n"
+
+
+def provenance_html(entries: Sequence[Mapping]) -> Markup:
+    """Where a resource comes from: one item per source (section, document, file and lines)."""
+    return Markup('<ul class="provenance">\n' + "".join(_provenance_item(e) for e in entries) + "</ul>")
+
+
+def _property_row(row: Mapping) -> str:
+    prop = row["prop"]
+    if prop.get("href"):
+        head = f'<a href="{_esc(prop["href"])}" title="{_out(prop, "curie")}">{_out(prop, "label")}</a>'
+    else:
+        head = f'<span title="{_out(prop, "curie")}">{_out(prop, "label")}</span>'
+    return f'<tr><th scope="row">{head}</th><td>{_values_text(row["values"])}</td></tr>\n'
+
+
+def property_table_html(rows: Sequence[Mapping]) -> Markup:
+    """A resource's properties and their values."""
+    return Markup('<div class="table-wrap">\n<table class="properties">\n'
+                  '<thead><tr><th scope="col">Property</th><th scope="col">Value</th></tr></thead>\n<tbody>\n'
+                  + "".join(_property_row(row) for row in rows) + "</tbody>\n</table>\n</div>")
+
+
+FRAGMENTS = {"value_html": value_html, "values_html": values_html, "inline_values_html": inline_values_html,
+             "link_list_html": link_list_html, "provenance_html": provenance_html,
+             "property_table_html": property_table_html}
+
+
 # --- rendering --------------------------------------------------------------------------------------
 
 _ENV = None
@@ -1126,6 +1345,7 @@ def environment():
         _ENV.filters["thousands"] = lambda n: f"{n:,}" if isinstance(n, int) else n
         _ENV.filters["bytes"] = human_bytes
         _ENV.globals["capitalise"] = capitalise
+        _ENV.globals.update(FRAGMENTS)
     return _ENV
 
 
@@ -1153,6 +1373,17 @@ class Chrome:
         ("glossary/index.html", "Glossary"), ("views/index.html", "Views"), ("def/index.html", "Ontology"),
         ("quality/index.html", "Data quality"),
     )
+    _parts: dict[tuple[str, ...], Markup] = field(default_factory=dict, repr=False, compare=False)
+
+    def part(self, name: str, up: str, current: str = "") -> Markup:
+        """A piece of every page's frame (the macro ``name`` of ``macros.html``: the header with the
+        navigation, the footer), rendered once per place in the site (``up``) and current page."""
+        key = (name, up, current)
+        html = self._parts.get(key)
+        if html is None:
+            macro = getattr(environment().get_template("macros.html").module, name)
+            html = self._parts[key] = macro(self, up, current)
+        return html
 
 
 _STATE: dict[str, Any] = {}
@@ -1161,7 +1392,26 @@ _STATE: dict[str, Any] = {}
 def _write_page(out_dir: Path, rel: str, html: str) -> None:
     target = safe_join(out_dir, rel)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(html, encoding="utf-8")
+    _write_file(str(target), html)
+
+
+def _write_file(path: str, text: str) -> None:
+    """Write ``text`` as UTF-8 (what ``Path.write_text`` does, with fewer calls: pages are many)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        data = text.encode("utf-8")
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
+
+
+def _write_resource_files(out_dir: Path, folder: str, files: Sequence[tuple[str, str]]) -> None:
+    """Write a resource's files (name, text) into its folder, made once."""
+    target = str(safe_join(out_dir, folder))
+    os.makedirs(target, exist_ok=True)
+    for name, text in files:
+        _write_file(f"{target}/{name}", text)
 
 
 def render_template(name: str, ctx: dict, chrome: Chrome) -> str:
@@ -1178,14 +1428,15 @@ def _render_resources(iris: Sequence[str]) -> int:
     out_dir: Path = _STATE["out_dir"]
     m = pages.m
     prefixes = m.prefixes
+    writer = D.TurtleWriter(prefixes)  # shared by the batch: it remembers each term's Turtle text
     for iri in iris:
         ctx = pages.resource(iri)
         html = render_template(ctx["template"], ctx, chrome)
-        folder = m.paths[iri].rsplit("/", 1)[0]
-        _write_page(out_dir, m.paths[iri], html)
-        triples = _own_triples(m, iri)
-        _write_page(out_dir, folder + "/index.ttl", D.write_turtle(triples, prefixes, only_used_prefixes=True))
-        _write_page(out_dir, folder + "/index.jsonld", D.write_jsonld(triples, prefixes, only_used_prefixes=True))
+        folder, name = m.paths[iri].rsplit("/", 1)
+        grouped = _own_graph(m, iri)
+        used = D.used_prefixes(grouped, prefixes)
+        _write_resource_files(out_dir, folder, ((name, html), ("index.ttl", D.turtle_text(grouped, writer, used=used)),
+                                                ("index.jsonld", D.jsonld_text(grouped, prefixes, used))))
     return len(iris)
 
 
@@ -1197,9 +1448,10 @@ def _worker_init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _own_triples(m: Model, iri: str) -> list[ox.Triple]:
-    """The resource's own triples, with any blank nodes it refers to (recursively)."""
-    out = []
+def _own_graph(m: Model, iri: str) -> D.SubjectMap:
+    """The resource's own triples, with any blank nodes it refers to (recursively), grouped by
+    subject as the writers take them (the model holds them grouped already)."""
+    out: D.SubjectMap = {}
     todo = [iri]
     seen = set()
     while todo:
@@ -1207,12 +1459,11 @@ def _own_triples(m: Model, iri: str) -> list[ox.Triple]:
         if key in seen:
             continue
         seen.add(key)
-        subj = ox.NamedNode(key) if not key.startswith("_:") else ox.BlankNode(key[2:])
-        for p, objs in m.out.get(key, {}).items():
-            for o in objs:
-                out.append(ox.Triple(subj, ox.NamedNode(p), o))
-                if isinstance(o, ox.BlankNode):
-                    todo.append("_:" + o.value)
+        pmap = m.out.get(key)
+        if not pmap:
+            continue
+        out[ox.NamedNode(key) if not key.startswith("_:") else ox.BlankNode(key[2:])] = pmap
+        todo.extend("_:" + o.value for objs in pmap.values() for o in objs if isinstance(o, ox.BlankNode))
     return out
 
 
@@ -1259,16 +1510,6 @@ def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes
             shutil.copyfile(item, static_out / item.name)
             stats.files += 1
 
-    # listing and special pages (main process)
-    special = special_pages(pages, data)
-    for i, ctx in enumerate(special):
-        _write_page(out_dir, ctx["path"], render_template(ctx["template"], ctx, chrome))
-        tick("pages", i + 1, len(special))
-    for rel, text in extra_files(pages, data).items():
-        _write_page(out_dir, rel, text)
-        stats.files += 1
-    stats.pages += len(special)
-
     # resource pages (an incremental build renders only ``only`` and links the rest from ``reuse``)
     iris = sorted(model.paths)
     only, reuse = select(model, pages) if select is not None else (None, None)
@@ -1282,11 +1523,18 @@ def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes
     batches = [iris[i:i + BATCH_SIZE] for i in range(0, total, BATCH_SIZE)]
     if workers > 1 and total >= PARALLEL_THRESHOLD and "fork" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("fork")
-        with context.Pool(processes=min(workers, len(batches)), initializer=_worker_init) as pool:
-            for count in pool.imap_unordered(_render_resources, batches):
-                done += count
-                tick("resource pages", done, total)
+        gc.freeze()  # the workers only read the model: their collections need not walk (and so copy) it
+        try:
+            with context.Pool(processes=min(workers, len(batches)), initializer=_worker_init) as pool:
+                results = pool.imap_unordered(_render_resources, batches)  # the workers start at once...
+                _write_special_pages(pages, data, chrome, out_dir, stats, tick)  # ...while this process writes the listings
+                for count in results:
+                    done += count
+                    tick("resource pages", done, total)
+        finally:
+            gc.unfreeze()
     else:
+        _write_special_pages(pages, data, chrome, out_dir, stats, tick)
         for batch in batches:
             done += _render_resources(batch)
             tick("resource pages", done, total)
@@ -1295,6 +1543,19 @@ def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes
     stats.pages += total + stats.reused
     stats.files += stats.pages + 2 * (total + stats.reused)
     return stats
+
+
+def _write_special_pages(pages: Pages, data: SiteInput, chrome: Chrome, out_dir: Path, stats: SiteStats,
+                         tick: Callable[[str, int, int], None]) -> None:
+    """The listing and special pages, and the search index (always in the main process)."""
+    special = special_pages(pages, data)
+    for i, ctx in enumerate(special):
+        _write_page(out_dir, ctx["path"], render_template(ctx["template"], ctx, chrome))
+        tick("pages", i + 1, len(special))
+    for rel, text in extra_files(pages, data).items():
+        _write_page(out_dir, rel, text)
+        stats.files += 1
+    stats.pages += len(special)
 
 
 RESOURCE_FILES = ("index.html", "index.ttl", "index.jsonld")
