@@ -173,3 +173,15 @@ def test_build_phases_from_progress_lines() -> None:
              (4.0, "emkg: swapping the new output into place")]
     phases = build_phases(lines, 4.5)
     assert phases == {"parse": 1.0, "validate": 0.5, "dumps": 0.5, "views": 0.5, "site": 1.0, "swap": 0.5, "startup": 0.5}
+
+
+def test_a_step_stopped_for_time_is_at_least_the_time_it_ran() -> None:
+    """A naive step killed after 3000 s never shows less than 3000 s, whatever the growth says."""
+    entries = [_entry(10_000, {"parse": 1.0, "validate": 50.0, "views": 5.0, "serialize": 0.5}),
+               _entry(100_000, {"parse": 10.0, "views": 60.0, "serialize": 5.0})]
+    entries[1]["naive"].update(missing=["validate"], at_least={"validate": 3000.0})
+    _extrapolate(entries)
+    big = entries[1]["naive"]
+    assert big["steps"]["validate"] == pytest.approx(3000.0)
+    assert "without finishing" in big["basis"]["validate"]
+    assert big["steps"]["views"] == pytest.approx(60.0)  # measured: untouched

@@ -223,6 +223,8 @@ def _naive(root: Path, timeout: float) -> dict:
         else:
             out["notes"][step] = "timed out" if record.get("timed_out") else (record.get("error", "failed").splitlines() or ["failed"])[-1][:300]
             out.setdefault("missing", []).append(step)
+            if record.get("timed_out"):  # it ran this long without finishing: its time is at least that
+                out.setdefault("at_least", {})[step] = round(record.get("wall_s", 0.0), 1)
         for key in ("triples", "results", "view_rows"):
             if key in record:
                 out[key] = record[key]
@@ -433,7 +435,12 @@ def _extrapolate(entries: list[dict]) -> None:
             else:
                 (n0, t0), exponent = below[-1], 1.0
                 basis = f"linear from the measurement at {n0} triples (the only one)"
-            naive_record["steps"][name] = round(t0 * (e["triples"] / n0) ** exponent, 3)
+            value = t0 * (e["triples"] / n0) ** exponent
+            floor = naive_record.get("at_least", {}).get(name)
+            if isinstance(floor, (int, float)) and floor > value:
+                value = floor
+                basis = f"ran {floor:.0f} s without finishing (stopped); at least that (the growth gave less)"
+            naive_record["steps"][name] = round(value, 3)
             naive_record.setdefault("basis", {})[name] = basis
             steps = naive_record.setdefault("extrapolated_steps", [])
             if name not in steps:
