@@ -12,15 +12,15 @@ import logging
 import multiprocessing
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
+from urllib.parse import urljoin
 
 import pyoxigraph as ox
-from urllib.parse import urljoin
 
 from .cache import cache_root, code_fingerprint, entry_name, read_entry, write_entry
 from .project import DEFAULT_BASE_IRI, Project
@@ -257,21 +257,25 @@ class IndexJob:
         index = read_entry(self.entry, self.key)
         return index if isinstance(index, SourceIndex) else None
 
-    def run(self) -> SourceIndex:
-        index = self.kept()
-        if index is None:
-            index = index_turtle(self.text, self.name, self.prefixes, self.base)
-            if self.entry is not None and self.key is not None:
-                write_entry(self.entry, self.key, index)
+    def scan(self) -> SourceIndex:
+        """Scan the text (and keep the index in the cache)."""
+        index = index_turtle(self.text, self.name, self.prefixes, self.base)
+        if self.entry is not None and self.key is not None:
+            write_entry(self.entry, self.key, index)
         return index
+
+    def run(self) -> SourceIndex:
+        """The cached index, else a scan."""
+        kept = self.kept()
+        return kept if kept is not None else self.scan()
 
 
 PARALLEL_INDEX_CHARS = 4_000_000  # below this much text to scan, a second process costs more than it saves
 _JOBS: list[IndexJob] = []
 
 
-def _run_job(number: int) -> SourceIndex:
-    return _JOBS[number].run()
+def _scan_job(number: int) -> SourceIndex:
+    return _JOBS[number].scan()
 
 
 def run_index_jobs(jobs: list[IndexJob]) -> list[SourceIndex]:
@@ -285,18 +289,19 @@ def run_index_jobs(jobs: list[IndexJob]) -> list[SourceIndex]:
 
 
 def _scan_all(jobs: list[IndexJob]) -> list[SourceIndex]:
+    """Scan (the cache is already known not to hold these)."""
     workers = min(os.cpu_count() or 1, len(jobs))
     if workers < 2 or sum(len(j.text) for j in jobs) < PARALLEL_INDEX_CHARS or "fork" not in multiprocessing.get_all_start_methods():
-        return [job.run() for job in jobs]
+        return [job.scan() for job in jobs]
     _JOBS[:] = jobs  # inherited by the forked workers: only job numbers and indexes cross over
     order = sorted(range(len(jobs)), key=lambda n: -len(jobs[n].text))  # the largest first
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            found = dict(zip(order, pool.map(_run_job, order)))
+            found = dict(zip(order, pool.map(_scan_job, order)))
         return [found[n] for n in range(len(jobs))]
     except (OSError, BrokenProcessPool) as exc:
         log.debug("line index: no worker processes (%s); scanning here", exc)
-        return [job.run() for job in jobs]
+        return [job.scan() for job in jobs]
     finally:
         _JOBS.clear()
 
@@ -412,24 +417,6 @@ _LOCAL_ESCAPE = re.compile(r"\\([_~.\-!$&'()*+,;=/?#@%])")
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 
 
-def _tokens(text: str) -> Iterator[tuple[str, str, int, int]]:
-    """(kind, value, line, col) for every significant token of a Turtle text."""
-    line, line_start = 1, 0
-    for match in _TOKEN.finditer(text):
-        kind = match.lastgroup or "other"
-        value = match.group()
-        if kind == "nl":
-            line += 1
-            line_start = match.end()
-            continue
-        if kind not in ("ws", "comment"):
-            yield kind, value, line, match.start() - line_start + 1
-        newlines = value.count("\n")
-        if newlines:
-            line += newlines
-            line_start = match.start() + value.rfind("\n") + 1
-
-
 def _expand(kind: str, value: str, prefixes: dict[str, str], base: str) -> str | None:
     """The IRI a subject/predicate/object token names, or None for literals and blank nodes."""
     if kind == "iri":
@@ -480,8 +467,8 @@ def index_turtle(text: str, name: str, prefixes: dict[str, str], base: str) -> S
     The text is known to parse; the scanner follows Turtle's statement structure just enough to
     tell subjects, predicates and objects apart at the top nesting level.
 
-    (The token loop of ``_tokens`` is written out here and token meanings are remembered per
-    text: this runs over every token of every file, a few million at national scale.)
+    (One flat token loop, token meanings remembered per text: this runs over every token of every
+    file, a few million at national scale.)
     """
     index = SourceIndex()
     subjects, statements, objects = index.subjects, index.statements, index.objects

@@ -283,7 +283,6 @@ class BuildSummary:
 
 def run_build(project: Project, args) -> int:
     """``emkg build [--out DIR] [--no-site] [--full] [--jobs N]``."""
-    from . import dumps as dumps_mod
     from .load import load_graph, load_shapes
     from .validate import render_report, validate_loaded
 
@@ -374,7 +373,7 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
         described = [ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph()) for t in description.triples]
         progress.step("running the stored views")
         changed = planner.changed_predicates(graph.store, described) if site else None
-        if changed is not None and _description_overlaps(graph, description):
+        if changed is not None and any(q in graph.store for q in described):
             changed = None  # the changed triples are told from the site's triples: sure only if they add to the graph
         views = run_views(project, graph.store, tmp / "views", planner if site else None, changed)
         pages = 0
@@ -402,13 +401,6 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
             signal.signal(signal.SIGTERM, previous)
     return BuildSummary(out, description.total_triples, len([d for d in written if d.triples]),
                         len(views), pages, time.monotonic() - started)
-
-
-def _description_overlaps(graph, description) -> bool:
-    """Whether a triple of the dataset description is also in the graph."""
-    import pyoxigraph as ox
-
-    return any(ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph()) in graph.store for t in description.triples)
 
 
 def _shown(project: Project, path: Path) -> str:

@@ -37,7 +37,6 @@ import json
 import logging
 import multiprocessing
 import os
-import posixpath
 import re
 import shutil
 from collections import defaultdict
