@@ -886,10 +886,11 @@ def validate_loaded(project: Project, graph: LoadedGraph, shapes: LoadedGraph, q
     """Validate an already loaded graph: syntax problems, SHACL results and QC rows in one report.
 
     ``engine``: a name in ``ENGINES`` or a callable; None is :func:`default_engine`.
-    ``reuse``: when the sources, shapes, QC queries, engine and emkg itself are byte for byte
-    those of the last validation in this project, return its report (kept in
-    ``.cache/validate/``) instead of validating again: ``emkg validate`` then ``emkg build`` on
-    the same tree validates once.
+    ``reuse``: use the work cache (``.cache/validate/``). When the sources, shapes, QC queries,
+    engine and emkg itself are byte for byte those of the last validation in this project, its
+    report is returned (``emkg validate`` then ``emkg build`` validates once). Otherwise the
+    validation is incremental (``revalidation``): only the shape groups and QC queries that read
+    a predicate of a changed triple run again.
     """
     engine = default_engine() if engine is None else engine
     if isinstance(engine, str) and engine not in ENGINES:
@@ -902,7 +903,7 @@ def validate_loaded(project: Project, graph: LoadedGraph, shapes: LoadedGraph, q
             log.info("validation: the sources are those last validated; the report is reused")
             kept.seconds = time.perf_counter() - started
             return kept
-    report = _validate(project, graph, shapes, qc, engine, started)
+    report = _validate(project, graph, shapes, qc, engine, started, incremental=reuse and isinstance(engine, str))
     if key is not None:
         write_entry(_report_entry(project), key, report)
     return report
@@ -935,8 +936,46 @@ def _report_key(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: b
     return digest.hexdigest()
 
 
-def _validate(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: bool, engine, started: float) -> Report:
-    """The validation itself (``validate_loaded`` without the cache)."""
+@dataclass
+class _ShaclRun:
+    """What the SHACL engine is given: all shapes on the whole graph, or (incremental) the
+    groups to run again on the triples they read; ``groups`` None means every group."""
+
+    data: object
+    shapes: rdflib.Graph
+    groups: list | None = None
+
+
+def _plan_run(graph: LoadedGraph, shapes_graph: rdflib.Graph, run, plan, previous, changed: set[str] | None) -> _ShaclRun | None:
+    """The engine's run (None: no group needs to run again)."""
+    from . import revalidation, shapedeps
+
+    takes_store = getattr(run, "accepts_store", False)
+    whole = _ShaclRun(graph.store if takes_store else graph.to_rdflib(), shapes_graph)
+    if plan is None or previous is None or changed is None:
+        return whole
+    again = [g for g in plan.groups.values()
+             if g.reads is None or g.key not in previous.groups or previous.groups[g.key].blank or g.reads & changed]
+    if len(again) == len(plan.groups):
+        return whole
+    if not again:
+        return None
+    reads: set[str] = set().union(*(g.reads for g in again))
+    sub = revalidation.subgraph(graph.store, reads)
+    if not takes_store:
+        from .terms import store_to_rdflib
+
+        sub = store_to_rdflib(sub, graph.prefixes)
+    log.info("validation: %d of %d shape groups run again, on %d of %d triples (the predicates they read)",
+             len(again), len(plan.groups), len(sub), len(graph.store))
+    return _ShaclRun(sub, shapedeps.reduced_shapes(shapes_graph, [r for g in again for r in g.roots]), again)
+
+
+def _validate(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: bool, engine, started: float,
+              incremental: bool = False) -> Report:
+    """The validation itself (``validate_loaded`` without the report cache)."""
+    from . import revalidation
+
     report = Report(triples=len(graph), files=len(graph.files))
     report.problems = sorted(graph.problems + shapes.problems, key=lambda p: (p.location, p.message))
     if report.problems:
@@ -948,7 +987,11 @@ def _validate(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: boo
     prefixes.update(graph.prefixes)
     short = Shortener(prefixes)
     locator = Locator(graph)
-    results: list[Result] = []
+
+    state_key = revalidation.static_key(project, shapes, qc, engine, prefixes) if incremental else None
+    previous = revalidation.read_state(project, state_key)
+    changed = revalidation.changed_predicates(project, previous, graph)
+    state = revalidation.State(files={f.name: f.digest for f in graph.files}) if state_key is not None else None
 
     report.shapes = count_shapes(shapes) if len(shapes) else 0
     # The SHACL engine runs in a thread while the QC queries run here: both spend their time in
@@ -956,15 +999,19 @@ def _validate(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: boo
     # The results are put together in the same order as if run one after the other.
     engine_thread = None
     outcome: dict = {}
-    if len(shapes):
+    shapes_graph = shapes.to_rdflib() if len(shapes) else None
+    shacl = plan = None
+    if shapes_graph is not None:
         run = ENGINES[engine] if isinstance(engine, str) else engine
-        # an engine that takes the pyoxigraph Store gets it as is (no rdflib copy of the data)
-        data_graph = graph.store if getattr(run, "accepts_store", False) else graph.to_rdflib()
-        shapes_graph = shapes.to_rdflib()
+        if previous is not None and changed is not None:
+            plan = _shape_plan(shapes_graph, project, shapes)
+        shacl = _plan_run(graph, shapes_graph, run, plan, previous, changed)
 
         def run_engine() -> None:
+            began = time.perf_counter()
             try:
-                outcome["raw"] = run_shacl(data_graph, shapes_graph, run)
+                outcome["raw"] = run_shacl(shacl.data, shacl.shapes, run) if shacl is not None else ([], rdflib.Graph())
+                log.debug("SHACL engine: %.2fs", time.perf_counter() - began)
             except Exception as exc:  # the engine refuses the shapes (bad SPARQL in sh:select, ...)  # noqa: BLE001
                 log.debug("SHACL engine failed", exc_info=True)
                 outcome["error"] = exc
@@ -975,35 +1022,112 @@ def _validate(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: boo
         else:  # rdflib-based engines hold the GIL: nothing to gain
             run_engine()
 
-    qc_results: list[Result] = []
+    qc_rows: list[tuple[Result, bool]] = []
     qc_errors: list[ProjectProblem] = []
     if qc:
         checks, problems = qc_checks(project)
         qc_errors.extend(problems)
         for check in checks:
-            rows, problem = run_qc(check, graph, _NOWHERE, short)  # located once the engine is done
-            qc_results.extend(rows)
+            rows, problem = _run_or_keep_qc(check, graph, short, project, previous, changed, state)
+            qc_rows.extend(rows)
             report.checks += 1
             if problem is not None:
                 qc_errors.append(problem)
+    if state_key is not None and plan is None and shapes_graph is not None:
+        plan = _shape_plan(shapes_graph, project, shapes)  # analysed while the engine runs, for the next time
 
     if engine_thread is not None:
         engine_thread.join()
-    qc_results = [replace(r, location=locator.locate(r.focus, r.path, r.value)) for r in qc_results]
+    results: list[Result] = []
     if "error" in outcome:
         exc = outcome["error"]
         folder = project.relative(project.shapes_dir) + "/"
         report.errors.append(ProjectProblem(None, f"the SHACL shapes could not be run: {type(exc).__name__}: {' '.join(str(exc).split())}", file=folder))
+        state = None
     elif "raw" in outcome:
         raw, results_graph = outcome["raw"]
-        results.extend(_shacl_to_results(raw, results_graph, shapes_graph, locator, short))
-    results.extend(qc_results)
+        made = _shacl_to_results(raw, results_graph, shapes_graph, _NOWHERE, short)
+        graphs = (shapes_graph, results_graph)
+        pairs = [(r, _simple_path(x.path, graphs)[1]) for r, x in zip(made, raw)]
+        ran = None if shacl is None else shacl.groups  # None: every group ran
+        groups = _by_group(plan, raw, pairs, [] if shacl is None else ran)
+        if groups is None and shacl is not None and ran is not None:
+            log.info("validation: a result is not placed in a shape group; validating in full")
+            return _validate(project, graph, shapes, qc, engine, started, incremental=False)
+        kept_pairs: list[tuple] = []
+        if shacl is None or ran is not None:  # incremental: the other groups' results are last time's
+            kept_pairs = [pair for key in plan.groups if key not in groups for pair in previous.groups[key].results]
+        if state is not None and groups is not None:
+            state.groups = {key: revalidation.kept(groups[key]) if key in groups else previous.groups[key]
+                            for key in plan.groups}
+        results.extend(replace(r, location=locator.locate(r.focus, r.path, r.value, inverse))
+                       for r, inverse in [*pairs, *kept_pairs])
+    results.extend(replace(r, location=locator.locate(r.focus, r.path, r.value)) for r, _ in qc_rows)
     report.errors.extend(qc_errors)
+    if state is not None:
+        revalidation.save_state(project, state_key, state, graph)
 
     report.results = merge_duplicates(results)
     report.errors.sort(key=lambda e: (e.location is None, e.location or Location("", 0), e.message))
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _shape_plan(shapes_graph: rdflib.Graph, project: Project, shapes: LoadedGraph):
+    """The shape groups and what each reads (``shapedeps``); kept in the work cache for the same
+    shapes files when every shape a result can name has an IRI."""
+    from .shapedeps import plan_shapes
+
+    digest = hashlib.sha256(code_fingerprint("shapedeps", "querydeps").encode("utf-8"))
+    for parsed in shapes.files:
+        digest.update(f"\0{parsed.name}\0{parsed.digest}\0{parsed.problem}".encode("utf-8"))
+    key, entry = digest.hexdigest(), cache_root(project) / "validate" / "shape-plan.pickle"
+    plan = read_entry(entry, key)
+    if plan is None:
+        plan = plan_shapes(shapes_graph, project)
+        if plan is not None and all(isinstance(s, rdflib.URIRef) for s in plan.by_shape):
+            write_entry(entry, key, plan)
+    return plan
+
+
+def _by_group(plan, raw: list[ShaclResult], pairs: list[tuple], ran: list | None) -> dict[str, list] | None:
+    """The engine's results by shape group; None when one cannot be placed (or, in an
+    incremental run, belongs to a group that was not run)."""
+    if plan is None:
+        return None
+    allowed = None if ran is None else {g.key for g in ran}
+    out: dict[str, list] = {g.key: [] for g in (ran if ran is not None else plan.groups.values())}
+    for r, pair in zip(raw, pairs):
+        key = plan.group_of(r.shape)
+        if key is None or (allowed is not None and key not in allowed):
+            return None
+        out[key].append(pair)
+    return out
+
+
+def _run_or_keep_qc(check: QcCheck, graph: LoadedGraph, short: Shortener, project: Project, previous,
+                    changed: set[str] | None, state) -> tuple[list[tuple[Result, bool]], ProjectProblem | None]:
+    """A QC check's rows (located later): last time's when it reads no changed predicate."""
+    from . import revalidation
+
+    key = f"{check.name}\0{hashlib.sha256(check.text.encode('utf-8')).hexdigest()}"
+    last = previous.checks.get(key) if previous is not None else None
+    if last is not None and changed is not None and not last.blank:
+        from .querydeps import query_predicates
+
+        reads = query_predicates(check.text, project)
+        if reads is not None and not reads & changed:
+            if state is not None:
+                state.checks[key] = last
+            return list(last.results), last.problem
+    rows, problem = run_qc(check, graph, _NOWHERE, short)  # located once the engine is done
+    pairs = [(r, False) for r in rows]
+    if state is not None:
+        from .querydeps import query_predicates
+
+        query_predicates(check.text, project)  # analysed now, for the next run
+        state.checks[key] = revalidation.kept(pairs, problem)
+    return pairs, problem
 
 
 def render_report(report: Report, fmt: str = "text", strict: bool = False) -> str:
