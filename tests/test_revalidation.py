@@ -162,6 +162,9 @@ def test_unknown_parameters_read_everything() -> None:
     assert plan is not None and plan.groups["http://example.org/A"].reads is None
     # a blank targeted shape cannot be told apart across runs: no plan at all
     assert plan_shapes(_shapes("[] a sh:NodeShape ; sh:targetNode ex:x .")) is None
+    # a constraint component of the shapes' own: its parameters could read anything
+    assert plan_shapes(_shapes("ex:C a sh:ConstraintComponent ; sh:parameter [ sh:path ex:custom ] .\n"
+                               "ex:A a sh:NodeShape ; sh:targetNode ex:x ; ex:custom 1 .")) is None
 
 
 def test_the_reduced_shapes_target_only_the_groups_run() -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -176,10 +175,6 @@ def _copy_if_same(source: Path, target: Path, digest: str) -> None:
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     tmp.write_bytes(data)
     tmp.replace(target)
-
-
-def forget(project: Project) -> None:
-    shutil.rmtree(cache_root(project) / "validate" / "sources", ignore_errors=True)
 
 
 __all__ = ["Kept", "State", "changed_predicates", "kept", "read_state", "save_state", "static_key", "subgraph"]

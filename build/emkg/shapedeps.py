@@ -16,9 +16,11 @@ shapes are run again. The shapes are split into *groups*:
   ``sh:property``, ``sh:or``/``sh:and``/``sh:xone``/``sh:not`` and ``sh:qualifiedValueShape``
   to any depth.
 
-Anything not understood (``sh:closed``, a constraint component of the shapes' own, a SPARQL query
+Anything not understood (``sh:closed``, a SHACL parameter emkg does not know, a SPARQL query
 ``querydeps`` cannot analyse, a shape that is also a class, a parameter not in SHACL core) reads
-"everything" (None): that group is always run again, which only ever costs time.
+"everything" (None): that group is always run again, which only ever costs time. Shapes that
+declare constraint components of their own, or whose targeted shapes are blank nodes or classes,
+are not split at all (every validation is whole).
 
 A result is a function of the triples with the predicates its group reads (every constraint above
 looks at the data only through those predicates), so on two graphs that agree on those triples
@@ -88,6 +90,9 @@ def plan_shapes(shapes: rdflib.Graph, project: Project | None = None) -> ShapePl
     roots = sorted({s for p in TARGETS for s in shapes.subjects(p, None)}, key=str)
     if any(not isinstance(s, rdflib.URIRef) for s in roots):
         log.debug("incremental validation off: a targeted shape is a blank node")
+        return None
+    if (None, RDF.type, SH.ConstraintComponent) in shapes:
+        log.debug("incremental validation off: the shapes declare constraint components of their own")
         return None
     for shape in set(shapes.subjects(RDF.type, SH.NodeShape)) | set(shapes.subjects(RDF.type, SH.PropertyShape)):
         if (shape, RDF.type, RDFS.Class) in shapes or (shape, RDF.type, rdflib.OWL.Class) in shapes:
