@@ -149,12 +149,18 @@ def _pid_alive(pid: int) -> bool:
 
 def _clean_leftovers(out: Path) -> None:
     """Remove the temporary and backup folders of earlier builds that were killed."""
-    pattern = re.compile(r"^\." + re.escape(out.name) + r"\.(tmp|old)-(\d+)$")
-    for item in out.parent.iterdir():
+    pattern = re.compile(r"^\." + re.escape(out.name) + r"\.(tmp|old|trash)-(\d+)(-\d+)?$")
+    for n, item in enumerate(sorted(out.parent.iterdir())):
         match = pattern.match(item.name)
         if match and item.is_dir() and not item.is_symlink() and not _pid_alive(int(match.group(2))):
             log.info("removing %s (left by an interrupted build)", item)
-            shutil.rmtree(item, ignore_errors=True)
+            # renamed out of the way at once, deleted in the background (a national site takes seconds)
+            trash = item.with_name(f".{out.name}.trash-{os.getpid()}-{n}")
+            try:
+                os.rename(item, trash)
+            except OSError:
+                trash = item
+            _remove_later(trash)
 
 
 def _swap(tmp: Path, out: Path) -> None:
