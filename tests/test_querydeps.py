@@ -16,6 +16,9 @@ EX = "PREFIX ex: <http://example.org/>\n"
     ("?a ex:p ?b FILTER NOT EXISTS { ?b ex:hidden ?c }", {"p", "hidden"}),
     ("?a ex:p ?b OPTIONAL { ?b ex:o ?c } MINUS { ?a ex:m ?x }", {"p", "o", "m"}),
     ("{ SELECT ?a WHERE { ?a ex:inner ?z } } ?a ex:outer ?b", {"inner", "outer"}),
+    # a predicate variable the outermost group binds to IRIs only
+    ("VALUES ?p { ex:v ex:w } ?a ?p ?b", {"v", "w"}),
+    ("VALUES ?p { ex:v } ?a a ex:T FILTER NOT EXISTS { ?a ?p ?c } OPTIONAL { ?a ?p ?d }", {"v", "type"}),
 ])
 def test_constant_predicates_are_found_everywhere(body: str, expected: set[str]) -> None:
     found = query_predicates(EX + f"SELECT * WHERE {{ {body} }}")
@@ -26,6 +29,12 @@ def test_constant_predicates_are_found_everywhere(body: str, expected: set[str])
 @pytest.mark.parametrize("body", [
     "?a ?p ?b",
     "?a ex:p ?b FILTER EXISTS { ?b ?any ?c }",
+    # VALUES that do not bind every answer, or bind something else than IRIs
+    "{ VALUES ?p { ex:v } } UNION { ?a ?p ?b }",
+    "VALUES ?p { ex:v UNDEF } ?a ?p ?b",
+    'VALUES ?p { ex:v "literal" } ?a ?p ?b',
+    # inside a nested SELECT ?p is another variable
+    "VALUES ?p { ex:v } { SELECT ?a WHERE { ?a ?p ?b } }",
     "?a !ex:p ?b",
     "GRAPH ?g { ?a ex:p ?b }",
     "?a ex:p ?b . SERVICE <http://example.org/sparql> { ?b ex:q ?c }",

@@ -150,24 +150,32 @@ def _pid_alive(pid: int) -> bool:
 def _clean_leftovers(out: Path) -> None:
     """Remove the temporary and backup folders of earlier builds that were killed."""
     pattern = re.compile(r"^\." + re.escape(out.name) + r"\.(tmp|old|trash)-(\d+)(-\d+)?$")
-    for n, item in enumerate(sorted(out.parent.iterdir())):
+    for item in sorted(out.parent.iterdir()):
         match = pattern.match(item.name)
         if match and item.is_dir() and not item.is_symlink() and not _pid_alive(int(match.group(2))):
             log.info("removing %s (left by an interrupted build)", item)
             # renamed out of the way at once, deleted in the background (a national site takes seconds)
-            trash = item.with_name(f".{out.name}.trash-{os.getpid()}-{n}")
+            _remove_later(_to_trash(item, out))
+
+
+def _to_trash(folder: Path, out: Path) -> Path:
+    """Rename ``folder`` to a new ``.NAME.trash-PID-N`` beside ``out`` (itself if it cannot be)."""
+    for n in range(1000):
+        trash = out.parent / f".{out.name}.trash-{os.getpid()}-{n}"
+        if not trash.exists():
             try:
-                os.rename(item, trash)
+                os.rename(folder, trash)
+                return trash
             except OSError:
-                trash = item
-            _remove_later(trash)
+                break
+    return folder
 
 
 def _swap(tmp: Path, out: Path) -> None:
     if out.exists() or out.is_symlink():
         backup = out.parent / f".{out.name}.old-{os.getpid()}"
-        if backup.exists():
-            shutil.rmtree(backup)
+        if backup.exists():  # an earlier build in this process, still being deleted in the background
+            _remove_later(_to_trash(backup, out))
         os.rename(out, backup)
         try:
             os.rename(tmp, out)

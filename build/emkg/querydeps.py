@@ -1,7 +1,8 @@
 """Which triples a SPARQL query's answer can depend on: the predicates it names.
 
 A query whose every triple pattern and property path has constant predicates (no ``?p`` in
-predicate position, no negated property set, no ``GRAPH``, ``SERVICE`` or ``FROM``) gives the same
+predicate position, unless the outermost group joins ``VALUES ?p { IRIs }``; no negated
+property set, no ``GRAPH``, ``SERVICE`` or ``FROM``) gives the same
 answer on any two graphs that hold the same triples with those predicates: triples with other
 predicates are never matched by any of its patterns. So when a build knows which triples changed
 since the last one, a stored view whose predicates none of them use has the same rows as last
@@ -58,51 +59,97 @@ def _analyse(text: str) -> frozenset[str] | None:
     try:
         if getattr(query.algebra, "datasetClause", None):
             raise _Everything()
-        _walk(query.algebra, predicates)
+        top, bound = _top_values(query.algebra)
+        _walk(query.algebra, predicates, _Scope(top, bound))
     except _Everything:
         return None
     return frozenset(predicates)
 
 
-def _walk(node, predicates: set[str]) -> None:
+class _Scope:
+    """Variables that every answer binds to one of a few IRIs (``VALUES ?p { ... }`` joined into
+    the outermost group): a pattern with such a variable as predicate can match only those. Inside
+    a nested SELECT a variable of that name is another variable."""
+
+    def __init__(self, top, bound: dict[str, frozenset[str]]) -> None:
+        self.top = top
+        self.bound = bound
+
+
+_MODIFIERS = {"SelectQuery", "AskQuery", "Distinct", "Reduced", "Project", "OrderBy", "Slice", "Filter", "Extend"}
+
+
+def _top_values(algebra) -> tuple[object, dict[str, frozenset[str]]]:
+    """The outermost query's Project node, and the variables its VALUES clauses bind to IRIs only."""
+    from rdflib.plugins.sparql.parserutils import CompValue
+    from rdflib.term import URIRef
+
+    node, top = algebra, None
+    while isinstance(node, CompValue) and node.name in _MODIFIERS:
+        if node.name == "Project" and top is None:
+            top = node
+        node = node.get("p")
+    bound: dict[str, frozenset[str]] = {}
+    todo = [node]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, CompValue):
+            continue
+        if item.name == "Join":
+            todo.extend((item.get("p1"), item.get("p2")))
+        elif item.name in ("LeftJoin", "Minus"):  # every answer extends one of the left side's
+            todo.append(item.get("p1"))
+        elif item.name == "ToMultiSet" and isinstance(item.get("p"), CompValue) and item.p.name == "values":
+            rows = item.p.res or []
+            for var in {v for row in rows for v in row}:
+                if rows and all(isinstance(row.get(var), URIRef) for row in rows):
+                    bound[str(var)] = frozenset(str(row[var]) for row in rows) | bound.get(str(var), frozenset())
+    return top, bound
+
+
+def _walk(node, predicates: set[str], scope: _Scope) -> None:
     from rdflib.paths import Path as RdfPath
     from rdflib.plugins.sparql.parserutils import CompValue
 
     if isinstance(node, CompValue):
         if node.name in _OPAQUE:
             raise _Everything()
+        if node.name in ("Project", "SubSelect") and node is not scope.top and scope.bound:
+            scope = _Scope(scope.top, {})  # a nested SELECT: its variables are its own
         for key, value in node.items():
             if key == "triples" and isinstance(value, (list, tuple)):
                 for pattern in value:
-                    _pattern(pattern, predicates)
+                    _pattern(pattern, predicates, scope)
             if key != "_vars":
-                _walk(value, predicates)
+                _walk(value, predicates, scope)
     elif isinstance(node, dict):
         for value in node.values():
-            _walk(value, predicates)
+            _walk(value, predicates, scope)
     elif isinstance(node, (list, tuple)):
         for value in node:
-            _walk(value, predicates)
+            _walk(value, predicates, scope)
     elif isinstance(node, RdfPath):
         _path(node, predicates)
 
 
-def _pattern(pattern, predicates: set[str]) -> None:
+def _pattern(pattern, predicates: set[str], scope: _Scope) -> None:
     """A triple (s, p, o), or the parser's flat list s p o s p o ...: every predicate."""
     if not isinstance(pattern, (list, tuple)) or len(pattern) % 3:
         raise _Everything()
     for i in range(1, len(pattern), 3):
-        _predicate(pattern[i], predicates)
+        _predicate(pattern[i], predicates, scope)
 
 
-def _predicate(term, predicates: set[str]) -> None:
+def _predicate(term, predicates: set[str], scope: _Scope | None = None) -> None:
     from rdflib.paths import Path as RdfPath
-    from rdflib.term import URIRef
+    from rdflib.term import URIRef, Variable
 
     if isinstance(term, URIRef):
         predicates.add(str(term))
     elif isinstance(term, RdfPath):
         _path(term, predicates)
+    elif isinstance(term, Variable) and scope is not None and str(term) in scope.bound:
+        predicates.update(scope.bound[str(term)])
     else:  # a variable (or anything else) in predicate position
         raise _Everything()
 
