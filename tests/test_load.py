@@ -174,3 +174,51 @@ def test_files_scanned_in_worker_processes_give_the_same_index(monkeypatch: pyte
     assert parallel.prefixes == serial.prefixes
     assert len(parallel.store) == len(serial.store)
     assert all(f.pending is None for f in parallel.files)
+
+
+def _parsed_the_slow_way(paths: list[Path]) -> tuple[set[str], dict[str, str]]:
+    import pyoxigraph as ox
+
+    triples: set[str] = set()
+    prefixes: dict[str, str] = {}
+    for path in paths:
+        reader = ox.parse(path.read_bytes(), format=ox.RdfFormat.TURTLE, base_iri=path.resolve().as_uri())
+        triples |= {str(q.triple) for q in reader}
+        for key, value in reader.prefixes.items():
+            prefixes.setdefault(key, value)
+    return triples, prefixes
+
+
+def test_native_loading_gives_the_parsed_triples_and_prefixes(tmp_path: Path) -> None:
+    """Files are loaded into the store natively when their header holds every prefix; a file that
+    declares a prefix later (or says "prefix" anywhere after its header) is parsed as before;
+    either way the store and the prefixes are those of a plain parse, and a broken file adds nothing."""
+    header = "# a comment\n@prefix ex: <http://example.org/> .\n\nPREFIX dc: <http://purl.org/dc/terms/>\n@base <http://example.org/base/> .\n"
+    files = {
+        "plain.ttl": "@prefix only: <http://example.org/only#> .\n" + header + 'ex:a dc:title "A"@en ; ex:rel <relative> .\n',
+        "late.ttl": header + "ex:b ex:p ex:c .\n@prefix late: <http://example.org/late#> .\nlate:x ex:p ex:c .\n",
+        "word.ttl": header + 'ex:d ex:note "a prefix in a literal" .\n',
+        "broken.ttl": header + "ex:e ex:p ex:f .\nex:g ex:p\n",
+    }
+    paths = []
+    for name, text in files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        paths.append(tmp_path / name)
+    graph = load_files(paths, Project(root=tmp_path))
+    by_name = {f.name: f for f in graph.files}
+    assert by_name["plain.ttl"].loaded and not by_name["late.ttl"].loaded and not by_name["word.ttl"].loaded
+    assert [str(p.location) for p in graph.problems] == ["broken.ttl:8"]
+    assert graph.prefixes["only"] == "http://example.org/only#"  # a natively loaded file's prefixes count
+    expected, prefixes = _parsed_the_slow_way([p for p in paths if p.name != "broken.ttl"])
+    assert {str(q.triple) for q in graph.store} == expected
+    assert graph.prefixes == prefixes and graph.prefixes["late"] == "http://example.org/late#"
+    assert "<http://example.org/base/relative>" in " ".join(expected)
+
+
+def test_the_real_project_loads_as_parsed() -> None:
+    project = open_project(Path(__file__).resolve().parents[1])
+    graph = load_files(project.graph_files(), project)
+    assert sum(f.loaded for f in graph.files) > len(graph.files) // 2  # most files take the fast way
+    expected, prefixes = _parsed_the_slow_way(project.graph_files())
+    assert {str(q.triple) for q in graph.store} == expected
+    assert graph.prefixes == prefixes

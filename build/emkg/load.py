@@ -99,6 +99,7 @@ class ParsedFile:
     rebase_to: str | None = field(default=None, repr=False, compare=False)  # the project's base IRI, if not the default
     # the parser's quads (default graph), kept so the store takes them as they are
     quads: list[ox.Quad] = field(default_factory=list, repr=False, compare=False)
+    loaded: bool = field(default=False, repr=False, compare=False)  # already in the store (``into``)
 
     def ensure_index(self) -> SourceIndex:
         """The file's line index, scanned (or read from the cache) now if it was deferred."""
@@ -192,12 +193,15 @@ def read_text(path: Path, name: str) -> tuple[str | None, SyntaxProblem | None]:
 
 
 def parse_file(path: Path, name: str, base_iri: str = DEFAULT_BASE_IRI, cache: Path | None = None,
-               defer: bool = False) -> ParsedFile:
+               defer: bool = False, into: ox.Store | None = None) -> ParsedFile:
     """Parse one Turtle file with pyoxigraph and index it; syntax problems are returned, not raised.
 
     ``cache``: a folder where the line index of each file is kept, keyed by the file's bytes (the
     scanner is the slow part of loading; an unchanged file is not scanned again). ``defer``: leave
-    the scan to the caller (``parsed.pending``; see ``load_files``, which runs them in parallel)."""
+    the scan to the caller (``parsed.pending``; see ``load_files``, which runs them in parallel).
+    ``into``: load the triples straight into this store (natively, about twice as fast; then
+    ``parsed.loaded`` is True and ``parsed.triples`` empty) when the file's prefixes can all be
+    read from its header; otherwise, and for a file with a syntax error, they are parsed as usual."""
     parsed = ParsedFile(path=path, name=name)
     text, problem = read_text(path, name)
     if problem is not None:
@@ -209,11 +213,14 @@ def parse_file(path: Path, name: str, base_iri: str = DEFAULT_BASE_IRI, cache: P
         return parsed
     data = text.encode("utf-8")
     parsed.digest = hashlib.sha256(data).hexdigest()
+    if into is not None:
+        parsed.loaded = _load_into(into, text, data, path.resolve().as_uri(), parsed)
     try:
-        reader = ox.parse(data, format=ox.RdfFormat.TURTLE, base_iri=path.resolve().as_uri())
-        parsed.quads = list(reader)
-        parsed.triples = [q.triple for q in parsed.quads]
-        parsed.prefixes = dict(reader.prefixes)
+        if not parsed.loaded:
+            reader = ox.parse(data, format=ox.RdfFormat.TURTLE, base_iri=path.resolve().as_uri())
+            parsed.quads = list(reader)
+            parsed.triples = [q.triple for q in parsed.quads]
+            parsed.prefixes = dict(reader.prefixes)
     except SyntaxError as exc:
         parsed.problem = SyntaxProblem(Location(name, exc.lineno or 1, exc.offset or 1), _clean_message(str(exc.msg)))
         parsed.triples = []
@@ -237,6 +244,43 @@ def parse_file(path: Path, name: str, base_iri: str = DEFAULT_BASE_IRI, cache: P
     else:
         parsed.index = job.run()
     return parsed
+
+
+_HEADER_LINE = re.compile(r"\s*(?:$|#|@prefix\s|@base\s|(?i:prefix)\s|(?i:base)\s)")
+_PREFIX_WORD = re.compile(r"(?i)prefix")
+
+
+def _header_prefixes(text: str, base: str) -> dict[str, str] | None:
+    """The prefixes a Turtle text declares, read from its header (the lines of declarations,
+    comments and blanks it starts with); None when the rest may declare more (it says "prefix")."""
+    end = 0
+    for line in text.splitlines(keepends=True):
+        if not _HEADER_LINE.match(line):
+            break
+        end += len(line)
+    if _PREFIX_WORD.search(text, end):
+        return None
+    try:
+        reader = ox.parse(text[:end].encode("utf-8"), format=ox.RdfFormat.TURTLE, base_iri=base)
+        if list(reader):
+            return None
+        return dict(reader.prefixes)
+    except (SyntaxError, ValueError):
+        return None
+
+
+def _load_into(store: ox.Store, text: str, data: bytes, base: str, parsed: ParsedFile) -> bool:
+    """Load ``data`` into ``store`` natively (a transaction: all or nothing); False when the
+    prefixes cannot be told from the header or the file does not parse (the caller parses it)."""
+    prefixes = _header_prefixes(text, base)
+    if prefixes is None:
+        return False
+    try:
+        store.load(data, format=ox.RdfFormat.TURTLE, base_iri=base)
+    except (SyntaxError, ValueError, OSError, MemoryError):
+        return False
+    parsed.prefixes = prefixes
+    return True
 
 
 @dataclass(frozen=True)
@@ -336,19 +380,21 @@ def load_files(paths: Iterable[Path], project: Project, *, use_cache: bool = Tru
     files: list[ParsedFile] = []
     rebase = project.base_iri != DEFAULT_BASE_IRI
     for path in paths:
-        parsed = parse_file(path, project.relative(path), project.base_iri, cache, defer=True)
+        parsed = parse_file(path, project.relative(path), project.base_iri, cache, defer=True,
+                            into=None if rebase else store)
         files.append(parsed)
         if parsed.problem is not None:
             log.debug("skipping %s: %s", parsed.name, parsed.problem)
             continue
-        triples = parsed.triples
-        if rebase:
-            triples = [_rebase_triple(t, project.base_iri) for t in triples]
-        if triples is parsed.triples and len(parsed.quads) == len(triples):
-            store.bulk_extend(parsed.quads)  # as parsed: no new Quad objects
-        else:
-            store.bulk_extend(ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph()) for t in triples)
-        parsed.quads = []
+        if not parsed.loaded:
+            triples = parsed.triples
+            if rebase:
+                triples = [_rebase_triple(t, project.base_iri) for t in triples]
+            if triples is parsed.triples and len(parsed.quads) == len(triples):
+                store.bulk_extend(parsed.quads)  # as parsed: no new Quad objects
+            else:
+                store.bulk_extend(ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph()) for t in triples)
+            parsed.quads = []
         if rebase:
             parsed.rebase_to = project.base_iri
             parsed.prefixes = {k: _rebase_str(v, project.base_iri) for k, v in parsed.prefixes.items()}

@@ -109,7 +109,15 @@ def changed_predicates(project: Project, state: State | None, graph) -> set[str]
             except (OSError, SyntaxError, ValueError) as exc:
                 log.debug("incremental validation: no usable copy of %s (%s)", name, exc)
                 return None
-        new_lines = {str(t) for t in now.triples} if now is not None else set()
+        new_lines: set[str] = set()
+        if now is not None:
+            try:
+                data = now.path.read_bytes()
+            except OSError:
+                return None
+            if hashlib.sha256(data).hexdigest() != now.digest:
+                return None  # edited again since it was loaded
+            new_lines = _lines(data, now.path)
         changed |= _predicates(old_lines ^ new_lines)
     if project.base_iri != DEFAULT_BASE_IRI:
         base = project.base_iri
