@@ -938,37 +938,54 @@ def _report_key(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: b
 
 @dataclass
 class _ShaclRun:
-    """What the SHACL engine is given: all shapes on the whole graph, or (incremental) the
-    groups to run again on the triples they read; ``groups`` None means every group."""
+    """One run of the SHACL engine: all shapes on the whole graph (``groups`` None), or some shape
+    groups on the triples they read."""
 
     data: object
     shapes: rdflib.Graph
     groups: list | None = None
 
 
-def _plan_run(graph: LoadedGraph, shapes_graph: rdflib.Graph, run, plan, previous, changed: set[str] | None) -> _ShaclRun | None:
-    """The engine's run (None: no group needs to run again)."""
+# A graph this large has its shape groups validated in two halves, one per thread (each on the
+# triples its groups read): pyshacl-turbo runs without the GIL, so on two cores they overlap.
+PARALLEL_SHACL_TRIPLES = 300_000
+
+
+def _group_run(graph: LoadedGraph, shapes_graph: rdflib.Graph, groups: list, takes_store: bool) -> _ShaclRun:
     from . import revalidation, shapedeps
 
-    takes_store = getattr(run, "accepts_store", False)
-    whole = _ShaclRun(graph.store if takes_store else graph.to_rdflib(), shapes_graph)
-    if plan is None or previous is None or changed is None:
-        return whole
-    again = [g for g in plan.groups.values()
-             if g.reads is None or g.key not in previous.groups or previous.groups[g.key].blank or g.reads & changed]
-    if len(again) == len(plan.groups):
-        return whole
-    if not again:
-        return None
-    reads: set[str] = set().union(*(g.reads for g in again))
-    sub = revalidation.subgraph(graph.store, reads)
+    if any(g.reads is None for g in groups):
+        sub = graph.store
+    else:
+        sub = revalidation.subgraph(graph.store, set().union(*(g.reads for g in groups)))
     if not takes_store:
         from .terms import store_to_rdflib
 
         sub = store_to_rdflib(sub, graph.prefixes)
+    return _ShaclRun(sub, shapedeps.reduced_shapes(shapes_graph, [r for g in groups for r in g.roots]), groups)
+
+
+def _plan_runs(graph: LoadedGraph, shapes_graph: rdflib.Graph, run, plan, previous, changed: set[str] | None) -> list[_ShaclRun]:
+    """The engine's runs (none when no group needs to run again)."""
+    takes_store = getattr(run, "accepts_store", False)
+    whole = _ShaclRun(graph.store if takes_store else graph.to_rdflib(), shapes_graph)
+    if plan is None:
+        return [whole]
+    if previous is None or changed is None:
+        if not takes_store or len(graph.store) < PARALLEL_SHACL_TRIPLES or (os.cpu_count() or 1) < 2:
+            return [whole]
+        ordered = sorted(plan.groups.values(), key=lambda g: g.key)
+        return [_group_run(graph, shapes_graph, half, takes_store) for half in (ordered[0::2], ordered[1::2]) if half]
+    again = [g for g in plan.groups.values()
+             if g.reads is None or g.key not in previous.groups or previous.groups[g.key].blank or g.reads & changed]
+    if len(again) == len(plan.groups):
+        return [whole]
+    if not again:
+        return []
+    one = _group_run(graph, shapes_graph, again, takes_store)
     log.info("validation: %d of %d shape groups run again, on %d of %d triples (the predicates they read)",
-             len(again), len(plan.groups), len(sub), len(graph.store))
-    return _ShaclRun(sub, shapedeps.reduced_shapes(shapes_graph, [r for g in again for r in g.roots]), again)
+             len(again), len(plan.groups), len(one.data), len(graph.store))
+    return [one]
 
 
 def _validate(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: bool, engine, started: float,
@@ -997,30 +1014,33 @@ def _validate(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: boo
     # The SHACL engine runs in a thread while the QC queries run here: both spend their time in
     # native code (pyshacl-turbo, pyoxigraph) without the GIL, so on two cores they overlap.
     # The results are put together in the same order as if run one after the other.
-    engine_thread = None
-    outcome: dict = {}
+    threads: list[threading.Thread] = []
+    outcomes: list[dict] = []
     shapes_graph = shapes.to_rdflib() if len(shapes) else None
-    shacl = plan = None
+    runs: list[_ShaclRun] = []
+    plan = None
     if shapes_graph is not None:
         run = ENGINES[engine] if isinstance(engine, str) else engine
-        if previous is not None and changed is not None:
+        if state_key is not None and (previous is not None and changed is not None or len(graph.store) >= PARALLEL_SHACL_TRIPLES):
             plan = _shape_plan(shapes_graph, project, shapes)
-        shacl = _plan_run(graph, shapes_graph, run, plan, previous, changed)
+        runs = _plan_runs(graph, shapes_graph, run, plan, previous, changed)
 
-        def run_engine() -> None:
+        def run_engine(shacl: _ShaclRun, outcome: dict) -> None:
             began = time.perf_counter()
             try:
-                outcome["raw"] = run_shacl(shacl.data, shacl.shapes, run) if shacl is not None else ([], rdflib.Graph())
+                outcome["raw"] = run_shacl(shacl.data, shacl.shapes, run)
                 log.debug("SHACL engine: %.2fs", time.perf_counter() - began)
             except Exception as exc:  # the engine refuses the shapes (bad SPARQL in sh:select, ...)  # noqa: BLE001
                 log.debug("SHACL engine failed", exc_info=True)
                 outcome["error"] = exc
 
-        if getattr(run, "accepts_store", False):
-            engine_thread = threading.Thread(target=run_engine, name="emkg-shacl", daemon=True)
-            engine_thread.start()
-        else:  # rdflib-based engines hold the GIL: nothing to gain
-            run_engine()
+        for shacl in runs:
+            outcomes.append({})
+            if getattr(run, "accepts_store", False):
+                threads.append(threading.Thread(target=run_engine, args=(shacl, outcomes[-1]), name="emkg-shacl", daemon=True))
+                threads[-1].start()
+            else:  # rdflib-based engines hold the GIL: nothing to gain
+                run_engine(shacl, outcomes[-1])
 
     qc_rows: list[tuple[Result, bool]] = []
     qc_errors: list[ProjectProblem] = []
@@ -1036,26 +1056,32 @@ def _validate(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: boo
     if state_key is not None and plan is None and shapes_graph is not None:
         plan = _shape_plan(shapes_graph, project, shapes)  # analysed while the engine runs, for the next time
 
-    if engine_thread is not None:
-        engine_thread.join()
+    for thread in threads:
+        thread.join()
     results: list[Result] = []
-    if "error" in outcome:
-        exc = outcome["error"]
+    failed = [o["error"] for o in outcomes if "error" in o]
+    if failed:
+        exc = failed[0]
         folder = project.relative(project.shapes_dir) + "/"
         report.errors.append(ProjectProblem(None, f"the SHACL shapes could not be run: {type(exc).__name__}: {' '.join(str(exc).split())}", file=folder))
         state = None
-    elif "raw" in outcome:
-        raw, results_graph = outcome["raw"]
-        made = _shacl_to_results(raw, results_graph, shapes_graph, _NOWHERE, short)
-        graphs = (shapes_graph, results_graph)
-        pairs = [(r, _simple_path(x.path, graphs)[1]) for r, x in zip(made, raw)]
-        ran = None if shacl is None else shacl.groups  # None: every group ran
-        groups = _by_group(plan, raw, pairs, [] if shacl is None else ran)
-        if groups is None and shacl is not None and ran is not None:
+    elif shapes_graph is not None:
+        raw: list[ShaclResult] = []
+        pairs: list[tuple[Result, bool]] = []
+        for outcome in outcomes:
+            run_raw, results_graph = outcome["raw"]
+            made = _shacl_to_results(run_raw, results_graph, shapes_graph, _NOWHERE, short)
+            graphs = (shapes_graph, results_graph)
+            raw.extend(run_raw)
+            pairs.extend((r, _simple_path(x.path, graphs)[1]) for r, x in zip(made, run_raw))
+        # the groups that ran (None: all of them, in one whole run)
+        ran = None if any(r.groups is None for r in runs) else [g for r in runs for g in r.groups]
+        groups = _by_group(plan, raw, pairs, ran)
+        if groups is None and ran is not None:
             log.info("validation: a result is not placed in a shape group; validating in full")
             return _validate(project, graph, shapes, qc, engine, started, incremental=False)
         kept_pairs: list[tuple] = []
-        if shacl is None or ran is not None:  # incremental: the other groups' results are last time's
+        if ran is not None and previous is not None:  # incremental: the other groups' results are last time's
             kept_pairs = [pair for key in plan.groups if key not in groups for pair in previous.groups[key].results]
         if state is not None and groups is not None:
             state.groups = {key: revalidation.kept(groups[key]) if key in groups else previous.groups[key]
