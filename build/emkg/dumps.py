@@ -50,13 +50,14 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import hashlib
+import itertools
 import json
 import logging
 import multiprocessing
 import os
 import re
 import subprocess
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -759,8 +760,8 @@ def canonical_quads(quads: list[ox.Quad]) -> list[ox.Quad]:
 
 # --- writing -----------------------------------------------------------------------------------------
 
-def _write_file(path: Path, text: str) -> tuple[int, str]:
-    data = text.encode("utf-8")
+def _write_file(path: Path, text: str | bytes) -> tuple[int, str]:
+    data = text.encode("utf-8") if isinstance(text, str) else text
     tmp = path.with_name(path.name + ".part")
     tmp.write_bytes(data)
     os.replace(tmp, path)
@@ -838,49 +839,48 @@ PARALLEL_DUMPS_THRESHOLD = 20_000  # quads: below this a second process costs mo
 
 @dataclass
 class GroundGraph:
-    """A graph without blank nodes as its sorted, distinct N-Triples lines, grouped by subject:
-    ``subjects[i]`` (N-Triples text) has the lines ``lines[starts[i]:starts[i + 1]]``, whose
-    hash is ``digests[i]``."""
+    """A graph without blank nodes as its sorted, distinct N-Triples lines (UTF-8; byte order is
+    code point order), grouped by subject: ``subjects[i]`` (N-Triples text) has the lines
+    ``lines[starts[i]:starts[i + 1]]``, whose hash is ``digests[i]``; ``data`` is the N-Triples file."""
 
-    lines: list[str]
+    lines: list[bytes]
     subjects: list[str]
     starts: list[int]  # one more than subjects: the end of the last group
     digests: list[bytes]
+    data: bytes
 
-    def lines_of(self, index: int) -> list[str]:
+    def lines_of(self, index: int) -> list[bytes]:
         return self.lines[self.starts[index]:self.starts[index + 1]]
 
 
 def ground_graph(store: ox.Store, extra: Sequence[ox.Triple] = ()) -> GroundGraph | None:
     """The default graph of ``store`` plus ``extra`` as a :class:`GroundGraph`; None when it has a
     blank node (or a triple term as subject), which the per-subject pieces do not cover."""
-    text = store.dump(format=ox.RdfFormat.N_TRIPLES, from_graph=ox.DefaultGraph()).decode("utf-8")
-    lines = text.split("\n")
+    text = store.dump(format=ox.RdfFormat.N_TRIPLES, from_graph=ox.DefaultGraph())
+    lines = text.split(b"\n")
     if lines and not lines[-1]:
         lines.pop()
-    more = ntriples_lines(list(extra))
-    lines = sorted(set(lines).union(more))
-    if "_:" in text or any("_:" in line for line in more):  # perhaps a blank node: look closer
+    new = [t for t in dict.fromkeys(extra) if ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph()) not in store]
+    more = [line.encode("utf-8") for line in ntriples_lines(new)]
+    lines.extend(more)
+    lines.sort()
+    if b"_:" in text or any(b"_:" in line for line in more):  # perhaps a blank node: look closer
         for line in lines:
-            _s, _p, o = line.split(" ", 2)
-            if o[0] == "_" or (o.startswith("<<(") and "_:" in o):
+            _s, _p, o = line.split(b" ", 2)
+            if o[:1] == b"_" or (o.startswith(b"<<(") and b"_:" in o):
                 return None
-    subjects: list[str] = []
-    starts: list[int] = []
-    current = None
-    for index, line in enumerate(lines):
-        subject = line[:line.find(" ")]
-        if subject != current:
-            if subject[0] != "<" or subject[1] == "<":  # a blank node or a triple term as subject
-                return None
-            current = subject
-            subjects.append(subject)
-            starts.append(index)
-    starts.append(len(lines))
+    of_line = [line[:line.find(b" ")] for line in lines]  # each line's subject (IRIs hold no spaces)
+    counts = Counter(of_line)
+    if any(s[:1] != b"<" or s[1:2] == b"<" for s in counts):  # a blank node or a triple term as subject
+        return None
+    subjects = [s.decode("utf-8") for s in counts]  # in first-seen order: sorted, as the lines are
+    starts = [0, *itertools.accumulate(counts.values())]
+    ends = [0, *itertools.accumulate(map(len, lines))]  # line j starts at byte ends[j] + j of ``data``
+    data = b"\n".join(lines) + b"\n" if lines else b""
+    view = memoryview(data)
     blake = hashlib.blake2b
-    digests = [blake("\n".join(lines[a:b]).encode("utf-8"), digest_size=16).digest()
-               for a, b in zip(starts, starts[1:])]
-    return GroundGraph(lines, subjects, starts, digests)
+    digests = [blake(view[ends[a] + a:ends[b] + b], digest_size=16).digest() for a, b in zip(starts, starts[1:])]
+    return GroundGraph(lines, subjects, starts, digests, data)
 
 
 DUMP_CACHE_SHARDS = 32  # an edit rewrites the few shards its subjects fall in, not the whole cache
@@ -958,6 +958,8 @@ class _DumpJob:
     _grouped: dict[str, dict[str, list[Term]]] = field(default_factory=dict)
 
     def write(self, name: str) -> tuple[int, str]:
+        if name == "emkg.nt" and self.ground is not None:
+            return _write_file(self.out_dir / name, self.ground.data)
         return _write_file(self.out_dir / name, self.text(name))
 
     def text(self, name: str) -> str:
@@ -988,7 +990,7 @@ class _DumpJob:
         ground, prefixes, description = self.ground, self.prefixes, self.description
         assert ground is not None
         if name == "emkg.nt":
-            return "\n".join(ground.lines) + "\n" if ground.lines else ""
+            return ground.data.decode("utf-8")
         if name not in ("emkg.ttl", "emkg.jsonld", "emkg.trig"):
             raise ValueError(f"unknown dump {name!r}")
         pieces = self._pieces(name)
@@ -1029,7 +1031,7 @@ class _DumpJob:
         if not indices:
             return {}
         if name == "emkg.ttl":
-            lines = [line for i in indices for line in ground.lines_of(i)]
+            lines = [line.decode("utf-8") for i in indices for line in ground.lines_of(i)]
             blocks = ground_blocks(lines, dict(prefixes.mapping))
             return {i: blocks[ground.subjects[i]] for i in indices}
         grouped = self._terms(indices)
@@ -1053,7 +1055,7 @@ class _DumpJob:
         assert ground is not None
         todo = [i for i in indices if ground.subjects[i] not in self._grouped]
         if todo:
-            data = "\n".join(line for i in todo for line in ground.lines_of(i)).encode("utf-8")
+            data = b"\n".join(line for i in todo for line in ground.lines_of(i))
             for t in ox.parse(data, format=ox.RdfFormat.N_TRIPLES):
                 self._grouped.setdefault(str(t.subject), {}).setdefault(t.predicate.value, []).append(t.object)
         return self._grouped
