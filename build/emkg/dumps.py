@@ -813,7 +813,9 @@ def write_dumps(project: Project, graph, out_dir: Path, *, description: Descript
     by_name = {f.name: f for f in FORMATS}
     written: dict[str, tuple[int, str]] = {}
     second = ("emkg.jsonld", "emkg.trig")
-    pending = _start_in_child(job, second) if parallel and count >= PARALLEL_DUMPS_THRESHOLD else None
+    # a second process pays when there is much to format: a whole graph, or many changed subjects
+    work = count if ground is None else job.lines_to_format("emkg.ttl")
+    pending = _start_in_child(job, second) if parallel and work >= PARALLEL_DUMPS_THRESHOLD else None
     for name in ("emkg.ttl", "emkg.nt", *(second if pending is None else ())):
         say(f"writing {name}")
         written[name] = job.write(name)
@@ -900,6 +902,7 @@ class PieceCache:
         raw = json.dumps([code_fingerprint("dumps", "fmt"), dump, project.base_iri, sorted(prefixes.mapping.items())])
         self.key = hashlib.sha256(raw.encode("utf-8")).hexdigest()
         self._loaded: list[set[bytes]] = [set() for _ in range(DUMP_CACHE_SHARDS)]
+        self._type = str if dump == "emkg.jsonld" else tuple  # what a piece is (a damaged shard is a miss)
 
     def _path(self, shard: int) -> Path:
         return self.folder / f"{self.dump.replace('.', '-')}-{shard:02d}.pickle"
@@ -913,17 +916,10 @@ class PieceCache:
             return pieces
         for shard in range(DUMP_CACHE_SHARDS):
             value = read_entry(self._path(shard), self.key)
-            if isinstance(value, dict) and all(map(self._valid, value.values())):
+            if isinstance(value, dict) and {type(piece) for piece in value.values()} <= {self._type}:
                 pieces.update(value)
                 self._loaded[shard] = set(value)
         return pieces
-
-    def _valid(self, piece: Any) -> bool:
-        """Whether ``piece`` has the shape this dump's pieces have (a damaged shard is a miss)."""
-        if self.dump == "emkg.jsonld":
-            return isinstance(piece, str)
-        return (isinstance(piece, tuple) and len(piece) == 2 and isinstance(piece[0], str)
-                and isinstance(piece[1], str if self.dump == "emkg.ttl" else tuple))
 
     def save(self, pieces: Mapping[bytes, Any]) -> None:
         """Keep exactly ``pieces`` (this build's): rewrite only the shards whose contents differ."""
@@ -956,6 +952,9 @@ class _DumpJob:
     quads: list[ox.Quad]
     ground: GroundGraph | None = None
     _grouped: dict[str, dict[str, list[Term]]] = field(default_factory=dict)
+    _caches: dict[str, PieceCache] = field(default_factory=dict)
+    _stored: dict[str, dict[bytes, Any]] = field(default_factory=dict)
+    _missing: dict[str, list[int]] = field(default_factory=dict)
 
     def write(self, name: str) -> tuple[int, str]:
         if name == "emkg.nt" and self.ground is not None:
@@ -980,6 +979,22 @@ class _DumpJob:
                 graphs[assignment.get(q.subject, graph_iri(self.project, "unsourced"))].append(q)
             return write_trig(graphs, prefixes, _comment(description, name))
         raise ValueError(f"unknown dump {name!r}")
+
+    def lines_to_format(self, name: str) -> int:
+        """How many lines of the graph dump ``name`` has to format (not in the cache)."""
+        if self.ground is None:
+            return len(self.quads)
+        self._cached(name)
+        return sum(self.ground.starts[i + 1] - self.ground.starts[i] for i in self._missing[name])
+
+    def _cached(self, name: str) -> dict[bytes, Any]:
+        """The cached pieces of dump ``name`` (read once); the subjects missing are ``_missing[name]``."""
+        if name not in self._stored:
+            assert self.ground is not None
+            cache = self._caches[name] = PieceCache(self.project, name, self.prefixes)
+            stored = self._stored[name] = cache.load()
+            self._missing[name] = [i for i, digest in enumerate(self.ground.digests) if digest not in stored]
+        return self._stored[name]
 
     def _description_subjects(self) -> set[str]:
         return {t.subject.value for t in self.description.triples if isinstance(t.subject, ox.NamedNode)}
@@ -1015,9 +1030,9 @@ class _DumpJob:
         """Each subject's piece of dump ``name``: from the cache, else made (and then cached)."""
         ground = self.ground
         assert ground is not None
-        cache = PieceCache(self.project, name, self.prefixes)
-        stored = cache.load()
-        missing = [i for i, digest in enumerate(ground.digests) if digest not in stored]
+        stored = self._cached(name)
+        cache, missing = self._caches.pop(name), self._missing.pop(name)
+        del self._stored[name]
         made = self._make_pieces(name, missing)
         pieces = [stored[digest] if digest in stored else made[i] for i, digest in enumerate(ground.digests)]
         log.debug("dumps: %s: %d of %d subjects formatted, the others from the cache", name, len(missing), len(pieces))
