@@ -160,8 +160,11 @@ def _clean_leftovers(out: Path) -> None:
 def _swap(tmp: Path, out: Path) -> None:
     if out.exists() or out.is_symlink():
         backup = out.parent / f".{out.name}.old-{os.getpid()}"
-        if backup.exists():
-            shutil.rmtree(backup)
+        for _attempt in range(100):  # an earlier build of this process may still be deleting it
+            if not backup.exists():
+                break
+            shutil.rmtree(backup, ignore_errors=True)
+            time.sleep(0.01)
         os.rename(out, backup)
         try:
             os.rename(tmp, out)
