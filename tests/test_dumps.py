@@ -4,6 +4,7 @@ for byte, the VoID/DCAT description is complete and its checksums are right."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import os
@@ -490,8 +491,9 @@ def test_pieces_agree_with_the_whole_graph_writers(tree: str, tmp_path: Path, mo
     assert dumps.ground_graph(graph.store, description.triples) is not None
     cold = dumps.write_dumps(project, graph, tmp_path / "cold", description=description, parallel=False)
     warm = dumps.write_dumps(project, graph, tmp_path / "warm", description=description, parallel=True)
-    monkeypatch.setattr(dumps, "ground_graph", lambda *_args, **_kw: None)
-    whole = dumps.write_dumps(project, graph, tmp_path / "whole", description=description, parallel=False)
+    monkeypatch.setattr(dumps, "ground_graph", lambda *_args, **_kw: None)  # as if there were blank nodes
+    as_if_blank = dataclasses.replace(description, store_graph=None)
+    whole = dumps.write_dumps(project, graph, tmp_path / "whole", description=as_if_blank, parallel=False)
     assert cold == warm == whole
     for name in PUBLISHED:
         expected = (tmp_path / "whole" / name).read_bytes()
@@ -564,3 +566,49 @@ def test_ground_blocks_join_into_format_graph() -> None:
     assert join_blocks([], {}, []) == format_graph([], {}, [])
     with pytest.raises(ValueError):
         ground_blocks(['<http://e/a> <http://e/p> _:b .'], prefixes)
+
+
+def test_counts_from_lines_agree_with_the_sparql_counts(tmp_path: Path) -> None:
+    import pyoxigraph as ox
+
+    from emkg import dumps
+    from emkg.load import load_graph
+    from emkg.project import open_project
+    from emkg.synth import generate_tree
+
+    root = tmp_path / "tree"
+    generate_tree(open_project(REPO_ROOT), root, 2000, faults=10, seed=7)
+    stores = [load_graph(open_project(path)).store for path in (REPO_ROOT, root)]
+    odd = ox.Store()
+    odd.load(("<https://w3id.org/emkg/id/a> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <http://e/C> .\n"
+              "<https://w3id.org/emkg/id/a> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> \"<http://e/C>\" .\n"
+              "<https://w3id.org/emkg/id/b> <http://e/p> \" <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <http://e/D> \" .\n"
+              "<https://w3id.org/emkg/idx> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <http://e/C> .\n"
+              "<http://e/c> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <http://e/\u00e9> .\n").encode("utf-8"),
+             format=ox.RdfFormat.N_TRIPLES)
+    stores.append(odd)
+    for store in stores:
+        ground = dumps.ground_graph(store)
+        assert ground is not None
+        for space in ("https://w3id.org/emkg/id/", "http://e/"):
+            assert dumps._ground_counts(ground, space) == dumps._counts(store, space)
+    assert dumps._ground_counts(dumps.ground_graph(odd), "https://w3id.org/emkg/id/").classes == {
+        "http://e/C": 2, "http://e/\u00e9": 1}
+
+
+def test_a_description_subject_also_in_the_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The description's triples join the data's own triples about the same subject (one block)."""
+    from emkg import dumps
+
+    root = tiny_project(tmp_path / "p", extra={"data/ds.ttl": (
+        '<https://w3id.org/emkg/dataset> rdfs:comment "said in the data"@en ; dcterms:title "'
+        "East Midlands children's services knowledge graph\"@en .\n")})
+    project, graph, description = _tiny_graph(root)
+    cached = dumps.write_dumps(project, graph, tmp_path / "pieces", description=description, parallel=False)
+    monkeypatch.setattr(dumps, "ground_graph", lambda *_args, **_kw: None)
+    whole = dumps.write_dumps(project, graph, tmp_path / "whole", description=dataclasses.replace(description, store_graph=None),
+                              parallel=False)
+    assert cached == whole
+    for name in PUBLISHED:
+        assert (tmp_path / "pieces" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+    assert "said in the data" in (tmp_path / "pieces" / "emkg.ttl").read_text(encoding="utf-8")

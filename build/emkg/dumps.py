@@ -47,6 +47,7 @@ IRI is its download address (``<base>emkg.ttl`` ...).
 
 from __future__ import annotations
 
+import bisect
 import datetime as _dt
 import functools
 import hashlib
@@ -490,6 +491,8 @@ class Description:
     date: str | None
     endpoint: str | None
     prefixes: dict[str, str] = field(default_factory=dict)
+    # the store's own triples as described (for write_dumps, which adds the description to them)
+    store_graph: GroundGraph | None = field(default=None, repr=False, compare=False)
 
 
 def dataset_iri(project: Project) -> str:
@@ -524,7 +527,8 @@ def describe(project: Project, store: ox.Store, graph_prefixes: Mapping[str, str
     ds = NT(dataset_iri(project))
     base = project.base_iri
     id_space = project.id_base
-    counts = _counts(store, id_space)
+    ground = ground_graph(store)
+    counts = _counts(store, id_space) if ground is None else _ground_counts(ground, id_space)
     lit = ox.Literal
     en = lambda text: lit(text, language="en")  # noqa: E731
     integer = lambda n: lit(str(n), datatype=NT(XSD + "integer"))  # noqa: E731
@@ -595,7 +599,7 @@ def describe(project: Project, store: ox.Store, graph_prefixes: Mapping[str, str
         triples=sorted(set(t), key=lambda x: (nt(x.subject), nt(x.predicate), nt(x.object))),
         dataset=ds.value, total_triples=total, entities=counts.entities, classes=len(counts.classes),
         properties=counts.properties, class_counts=class_counts, examples=examples,
-        date=date, endpoint=endpoint, prefixes=prefixes.mapping,
+        date=date, endpoint=endpoint, prefixes=prefixes.mapping, store_graph=ground,
     )
 
 
@@ -634,6 +638,27 @@ def _counts(store: ox.Store, id_space: str) -> _Counts:
                                     f'FILTER(isIRI(?s) && STRSTARTS(STR(?s), "{space}")) }}'),
         properties=_one_number(store, "SELECT (COUNT(DISTINCT ?p) AS ?n) WHERE { ?s ?p ?o }"),
         classes=classes,
+    )
+
+
+_RDF_TYPE_NT = f"<{RDF_TYPE}>".encode()
+
+
+def _ground_counts(ground: GroundGraph, id_space: str) -> _Counts:
+    """``_counts`` from the lines of a graph without blank nodes (no SPARQL aggregates: faster)."""
+    space = "<" + id_space
+    predicates: set[bytes] = set()
+    classes: Counter[bytes] = Counter()
+    for _s, p, o in (line.split(b" ", 2) for line in ground.lines):
+        predicates.add(p)
+        if p == _RDF_TYPE_NT and o[:1] == b"<" and o[1:2] != b"<":  # an IRI class (not a triple term)
+            classes[o] += 1  # each (subject, class) line is distinct: a distinct instance
+    return _Counts(
+        triples=len(ground.lines),
+        subjects=len(ground.subjects),
+        entities=sum(1 for s in ground.subjects if s.startswith(space)),
+        properties=len(predicates),
+        classes={o[1:-3].decode("utf-8"): n for o, n in classes.items()},
     )
 
 
@@ -795,7 +820,11 @@ def write_dumps(project: Project, graph, out_dir: Path, *, description: Descript
     if description is None:
         description = describe(project, graph.store, graph.prefixes, date=date, endpoint=endpoint)
     prefixes = Prefixes(description.prefixes)
-    ground = ground_graph(graph.store, description.triples)
+    own = description.store_graph
+    if own is not None and len(own.lines) == len(graph.store):  # the store as described: add the description
+        ground = own.plus(line.encode("utf-8") for line in ntriples_lines(description.triples))
+    else:
+        ground = ground_graph(graph.store, description.triples)
     quads: list[ox.Quad] = []
     if ground is None:  # blank nodes: the whole-graph writers (labels depend on the whole graph)
         quads = list(graph.store.quads_for_pattern(None, None, None, ox.DefaultGraph()))  # already default-graph quads
@@ -854,6 +883,54 @@ class GroundGraph:
     def lines_of(self, index: int) -> list[bytes]:
         return self.lines[self.starts[index]:self.starts[index + 1]]
 
+    def plus(self, extra: Iterable[bytes]) -> GroundGraph | None:
+        """This graph with the N-Triples lines ``extra`` added (None if one has a blank node): the
+        groups they do not touch are copied, with their hashes, not grouped and hashed again."""
+        groups: dict[str, set[bytes]] = {}
+        for line in extra:
+            subject, _p, o = line.split(b" ", 2)
+            if subject[:1] != b"<" or subject[1:2] == b"<" or o[:1] == b"_" or (o.startswith(b"<<(") and b"_:" in o):
+                return None
+            groups.setdefault(subject.decode("utf-8"), set()).add(line)
+        if not groups:
+            return self
+        lines: list[bytes] = []
+        subjects: list[str] = []
+        starts: list[int] = []
+        digests: list[bytes] = []
+        done = 0  # the subjects of this graph copied so far
+
+        def copy(upto: int) -> None:
+            nonlocal done
+            if upto > done:
+                offset = len(lines) - self.starts[done]
+                starts.extend(start + offset for start in self.starts[done:upto])
+                lines.extend(self.lines[self.starts[done]:self.starts[upto]])
+                subjects.extend(self.subjects[done:upto])
+                digests.extend(self.digests[done:upto])
+                done = upto
+
+        for subject in sorted(groups):
+            at = bisect.bisect_left(self.subjects, subject, done)
+            copy(at)
+            own = groups[subject]
+            if at < len(self.subjects) and self.subjects[at] == subject:
+                own.update(self.lines_of(at))
+                done = at + 1
+            group = sorted(own)
+            starts.append(len(lines))
+            lines.extend(group)
+            subjects.append(subject)
+            digests.append(_group_digest(b"\n".join(group) + b"\n"))
+        copy(len(self.subjects))
+        starts.append(len(lines))
+        return GroundGraph(lines, subjects, starts, digests, b"\n".join(lines) + b"\n")
+
+
+def _group_digest(data: bytes | memoryview) -> bytes:
+    """The hash of a subject's lines (each ending with a newline): its pieces' key in the cache."""
+    return hashlib.blake2b(data, digest_size=16).digest()
+
 
 def ground_graph(store: ox.Store, extra: Sequence[ox.Triple] = ()) -> GroundGraph | None:
     """The default graph of ``store`` plus ``extra`` as a :class:`GroundGraph`; None when it has a
@@ -880,8 +957,7 @@ def ground_graph(store: ox.Store, extra: Sequence[ox.Triple] = ()) -> GroundGrap
     ends = [0, *itertools.accumulate(map(len, lines))]  # line j starts at byte ends[j] + j of ``data``
     data = b"\n".join(lines) + b"\n" if lines else b""
     view = memoryview(data)
-    blake = hashlib.blake2b
-    digests = [blake(view[ends[a] + a:ends[b] + b], digest_size=16).digest() for a, b in zip(starts, starts[1:])]
+    digests = [_group_digest(view[ends[a] + a:ends[b] + b]) for a, b in zip(starts, starts[1:])]
     return GroundGraph(lines, subjects, starts, digests, data)
 
 
