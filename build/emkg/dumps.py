@@ -25,6 +25,16 @@
     cannot contain its own checksum, and keeping them out of the graph keeps the four dumps
     identical in content.
 
+Incremental: a graph without blank nodes (the usual case) is written from per-subject pieces (each
+subject's Turtle block, JSON-LD node and TriG block, plus what the named-graph rule needs to know
+of it), which depend only on that subject's triples, the prefixes and the base IRI. They are kept
+in the work cache (``.cache/dumps/``, sharded, keyed by the code and prefixes) under a hash of the
+subject's sorted N-Triples lines, so a build after an edit formats only the subjects that changed
+and joins the rest; the files are byte for byte what the whole-graph writers below give (and what
+a build with ``EMKG_NO_CACHE=1`` writes). A graph with blank nodes (whose labels depend on the
+whole graph) is written by the whole-graph writers. The statistics of the description are counted
+from the same sorted lines (no SPARQL aggregates).
+
 ``emkg.ttl`` and ``void.ttl`` are laid out by the project's canonical formatter
 (``fmt.format_turtle``, the layout of the sources); the TriG dump and each page's ``index.ttl``
 use the writer here (sorted subjects, ``rdf:type`` first, then predicates and objects sorted).
@@ -1251,7 +1261,7 @@ def void_triples(description: Description, dumps: Sequence[Dump], project: Proje
 
 
 __all__ = [
-    "Description", "Dump", "FORMATS", "Prefixes", "TurtleWriter", "assign_graphs", "describe", "jsonld_nodes",
-    "source_date", "turtle_term", "void_triples", "write_dumps", "write_jsonld", "write_ntriples", "write_trig",
+    "Description", "Dump", "FORMATS", "GroundGraph", "Prefixes", "TurtleWriter", "assign_graphs", "describe", "jsonld_nodes",
+    "ground_graph", "source_date", "turtle_term", "void_triples", "write_dumps", "write_jsonld", "write_ntriples", "write_trig",
     "write_turtle",
 ]
