@@ -501,7 +501,7 @@ class Description:
     date: str | None
     endpoint: str | None
     prefixes: dict[str, str] = field(default_factory=dict)
-    # the store's own triples as described (for write_dumps, which adds the description to them)
+    # the store's own triples as described: write_dumps adds the description to them (and drops them)
     store_graph: GroundGraph | None = field(default=None, repr=False, compare=False)
 
 
@@ -830,7 +830,7 @@ def write_dumps(project: Project, graph, out_dir: Path, *, description: Descript
     if description is None:
         description = describe(project, graph.store, graph.prefixes, date=date, endpoint=endpoint)
     prefixes = Prefixes(description.prefixes)
-    own = description.store_graph
+    own, description.store_graph = description.store_graph, None  # used once: not kept for the site's long phase
     if own is not None and len(own.lines) == len(graph.store):  # the store as described: add the description
         ground = own.plus(line.encode("utf-8") for line in ntriples_lines(description.triples))
     else:
