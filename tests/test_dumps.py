@@ -4,6 +4,7 @@ for byte, the VoID/DCAT description is complete and its checksums are right."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import os
@@ -375,3 +376,239 @@ def test_the_turtle_dump_is_laid_out_as_emkg_fmt_would(tree: str, tmp_path: Path
     comment = ["a comment"]
     expected = format_turtle(dumps.write_turtle(quads, prefixes, comment), "emkg.ttl")
     assert format_graph(dumps.ntriples_lines(quads), dict(prefixes.mapping), comment) == expected
+
+
+# --- per-subject pieces and the work cache -----------------------------------------------------------
+
+PUBLISHED = ("emkg.ttl", "emkg.nt", "emkg.jsonld", "emkg.trig", "void.ttl")
+
+
+def _published(out: Path) -> dict[str, bytes]:
+    """The dumps, void.ttl and the views' files of an output folder."""
+    files = {name: (out / name).read_bytes() for name in PUBLISHED}
+    files.update({f"views/{p.name}": p.read_bytes() for p in sorted((out / "views").iterdir()) if p.suffix in (".csv", ".json")})
+    return files
+
+
+def _replace(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, (path, old)
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+EDITS: list[tuple[str, str, str, str]] = [  # (kind, file, old, new)
+    ("literal changed", "data/authorities.ttl", '"Derby City Council"@en ;\n', '"Derby City Council (edited)"@en ;\n'),
+    ("subject added", "data/many.ttl", "prov:wasDerivedFrom source:ref .",
+     'prov:wasDerivedFrom source:ref .\nauthority:added a emkg:DistrictCouncil ; rdfs:label "Added Council"@en ; '
+     'skos:prefLabel "Added Council"@en ; emkg:gssCode "E07999999" ; emkg:inCounty area:derbyshire ; '
+     'prov:wasDerivedFrom source:ref .'),
+    ("subject removed", "data/many.ttl", "", ""),  # the line of authority:extra-0004 (one statement) is dropped
+    ("blank node added", "data/authorities.ttl", "prov:wasDerivedFrom source:ref .\narea:rutland",
+     'prov:wasDerivedFrom source:ref ; skos:note [ rdfs:label "a blank node"@en ; skos:note [ rdfs:label "nested"@en ] ] .\narea:rutland'),
+    ("blank node removed", "data/authorities.ttl", ' ; skos:note [ rdfs:label "a blank node"@en ; skos:note [ rdfs:label "nested"@en ] ] .', " ."),
+    ("prefix added", "data/authorities.ttl", "@prefix area:", "@prefix aa: <https://w3id.org/emkg/id/authority/> .\n@prefix area:"),
+    ("prefix removed", "data/authorities.ttl", "@prefix aa: <https://w3id.org/emkg/id/authority/> .\n", ""),
+    ("two subjects' literals", "data/many.ttl", '"Extra Council 7"@en ; skos:prefLabel "Extra Council 7"@en',
+     '"Extra Council 7"@en ; skos:prefLabel "Extra Council seven"@en'),
+]
+
+
+def test_cached_builds_write_the_bytes_of_an_uncached_build(tmp_path: Path) -> None:
+    """After each kind of edit, an incremental build that takes the dumps' per-subject pieces and
+    the views' text from the work cache writes exactly what a build without any cache writes."""
+    root = tiny_project(tmp_path / "p", authorities=12)
+    out = tmp_path / "o"
+    _build(root, out)
+    assert any((root / ".cache" / "dumps").iterdir()) and any((root / ".cache" / "views").iterdir())
+    for index, (kind, rel, old, new) in enumerate(EDITS):
+        path = root / rel
+        if kind == "subject removed":
+            lines = path.read_text(encoding="utf-8").split("\n")
+            path.write_text("\n".join(line for line in lines if not line.startswith("authority:extra-0004 ")), encoding="utf-8")
+        else:
+            _replace(path, old, new)
+        _build(root, out)
+        fresh = tmp_path / f"fresh-{index}"
+        _build(root, fresh, "--no-site", env={"EMKG_NO_CACHE": "1"})
+        cached, expected = _published(out), _published(fresh)
+        assert cached.keys() == expected.keys(), kind
+        for name in expected:
+            assert cached[name] == expected[name], f"{kind}: {name}"
+    assert "aa:" not in (out / "emkg.ttl").read_text(encoding="utf-8")
+
+
+def _tiny_graph(root: Path):
+    from emkg import dumps
+    from emkg.load import load_graph
+    from emkg.project import open_project
+
+    project = open_project(root)
+    graph = load_graph(project)
+    return project, graph, dumps.describe(project, graph.store, graph.prefixes, date="2023-01-01")
+
+
+def test_an_edit_formats_only_the_subjects_it_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from emkg import dumps
+
+    root = tiny_project(tmp_path / "p", authorities=12)
+    project, graph, description = _tiny_graph(root)
+    dumps.write_dumps(project, graph, tmp_path / "first", description=description, parallel=False)
+    _replace(root / "data/many.ttl", '"Extra Council 3"@en ; skos:prefLabel', '"Extra Council three"@en ; skos:prefLabel')
+    project, graph, description = _tiny_graph(root)
+    made: list[tuple[str, list[str]]] = []
+    make = dumps._DumpJob._make_pieces
+
+    def spy(self, name: str, indices: list[int]):
+        made.append((name, [self.ground.subjects[i] for i in indices]))
+        return make(self, name, indices)
+
+    monkeypatch.setattr(dumps._DumpJob, "_make_pieces", spy)
+    written = dumps.write_dumps(project, graph, tmp_path / "second", description=description, parallel=False)
+    edited = ["<https://w3id.org/emkg/id/authority/extra-0003>"]
+    assert made == [("emkg.ttl", edited), ("emkg.jsonld", edited), ("emkg.trig", edited)]
+    monkeypatch.setenv("EMKG_NO_CACHE", "1")
+    made.clear()
+    plain = dumps.write_dumps(project, graph, tmp_path / "plain", description=description, parallel=False)
+    assert len(made[0][1]) > 20, "without the cache every subject is formatted"
+    assert written == plain
+    for name in PUBLISHED:
+        assert (tmp_path / "second" / name).read_bytes() == (tmp_path / "plain" / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("tree", ["real", "synthetic"])
+def test_pieces_agree_with_the_whole_graph_writers(tree: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-subject way (cold, then warm) and the whole-graph writers give the same bytes."""
+    from emkg import dumps
+    from emkg.project import open_project
+    from emkg.synth import generate_tree
+
+    root = REPO_ROOT
+    if tree == "synthetic":
+        root = tmp_path / "tree"
+        generate_tree(open_project(REPO_ROOT), root, 3000, faults=0, seed=5)
+    project, graph, description = _tiny_graph(root)
+    monkeypatch.setattr("emkg.cache.cache_root", lambda _project: tmp_path / "cache")
+    assert dumps.ground_graph(graph.store, description.triples) is not None
+    cold = dumps.write_dumps(project, graph, tmp_path / "cold", description=description, parallel=False)
+    warm = dumps.write_dumps(project, graph, tmp_path / "warm", description=description, parallel=True)
+    monkeypatch.setattr(dumps, "ground_graph", lambda *_args, **_kw: None)  # as if there were blank nodes
+    as_if_blank = dataclasses.replace(description, store_graph=None)
+    whole = dumps.write_dumps(project, graph, tmp_path / "whole", description=as_if_blank, parallel=False)
+    assert cold == warm == whole
+    for name in PUBLISHED:
+        expected = (tmp_path / "whole" / name).read_bytes()
+        assert (tmp_path / "cold" / name).read_bytes() == expected, name
+        assert (tmp_path / "warm" / name).read_bytes() == expected, name
+
+
+def test_a_damaged_or_foreign_dump_cache_is_a_miss(tmp_path: Path) -> None:
+    import pickle
+
+    from emkg import dumps
+
+    root = tiny_project(tmp_path / "p", authorities=5)
+    project, graph, description = _tiny_graph(root)
+    dumps.write_dumps(project, graph, tmp_path / "first", description=description, parallel=False)
+    shards = sorted((root / ".cache" / "dumps").iterdir())
+    assert shards
+    for n, shard in enumerate(shards):
+        data = shard.read_bytes()
+        if n % 3 == 0:
+            shard.write_bytes(data[: len(data) // 2])  # truncated
+        elif n % 3 == 1:
+            shard.write_bytes(b"not a pickle")
+        else:  # a well-formed entry under another key (other code or prefixes): its pieces are wrong
+            key, value = pickle.loads(data)
+            shard.write_bytes(pickle.dumps(("another key", {d: ("x", "wrong") if isinstance(v, tuple) else "wrong"
+                                                            for d, v in value.items()})))
+    dumps.write_dumps(project, graph, tmp_path / "second", description=description, parallel=False)
+    for name in PUBLISHED:
+        assert (tmp_path / "second" / name).read_bytes() == (tmp_path / "first" / name).read_bytes(), name
+
+
+def test_ground_graph_groups_lines_by_subject_and_refuses_blank_nodes() -> None:
+    import pyoxigraph as ox
+
+    from emkg import dumps
+
+    store = ox.Store()
+    data = ('<http://e/b> <http://e/p> "é" .\n<http://e/a> <http://e/p> <http://e/b> .\n'
+            '<http://e/a> <http://e/q> "x _: y" .\n<http://e/ab> <http://e/p> "1" .\n')
+    store.load(data.encode("utf-8"), format=ox.RdfFormat.N_TRIPLES)
+    extra = [ox.Triple(ox.NamedNode("http://e/a"), ox.NamedNode("http://e/p"), ox.NamedNode("http://e/b")),  # already there
+             ox.Triple(ox.NamedNode("http://e/c"), ox.NamedNode("http://e/p"), ox.Literal("c"))]
+    ground = dumps.ground_graph(store, extra)
+    assert ground is not None
+    assert ground.subjects == ["<http://e/a>", "<http://e/ab>", "<http://e/b>", "<http://e/c>"]
+    assert [len(ground.lines_of(i)) for i in range(4)] == [2, 1, 1, 1]
+    assert ground.data == b"".join(sorted(line.encode() + b"\n" for line in data.splitlines())[:3]) + \
+        b'<http://e/b> <http://e/p> "\xc3\xa9" .\n<http://e/c> <http://e/p> "c" .\n'
+    assert len(set(ground.digests)) == 4
+    again = dumps.ground_graph(store, extra)
+    assert again is not None and again.digests == ground.digests
+    store.add(ox.Quad(ox.NamedNode("http://e/a"), ox.NamedNode("http://e/r"), ox.BlankNode("b0")))
+    assert dumps.ground_graph(store) is None
+    store.remove(ox.Quad(ox.NamedNode("http://e/a"), ox.NamedNode("http://e/r"), ox.BlankNode("b0")))
+    store.add(ox.Quad(ox.BlankNode("b1"), ox.NamedNode("http://e/r"), ox.Literal("z")))
+    assert dumps.ground_graph(store) is None
+
+
+def test_ground_blocks_join_into_format_graph() -> None:
+    from emkg.fmt import format_graph, ground_blocks, join_blocks
+
+    lines = ['<http://e/x/b> <http://e/p> "two"@en .', '<http://e/x/a> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <http://e/C> .',
+             '<http://e/x/a> <http://e/p> "1"^^<http://www.w3.org/2001/XMLSchema#integer> .',
+             '<http://e/x/a> <http://e/p> <http://e/x/b> .', '<http://other/z> <http://e/p> "z" .']
+    prefixes = {"e": "http://e/", "x": "http://e/x/"}
+    blocks = ground_blocks(lines, prefixes)
+    ordered = [blocks[s][1] for s in sorted(blocks, key=lambda s: (blocks[s][0], s))]
+    assert join_blocks(["top"], prefixes, ordered) == format_graph(lines, prefixes, ["top"])
+    assert join_blocks([], {}, []) == format_graph([], {}, [])
+    with pytest.raises(ValueError):
+        ground_blocks(['<http://e/a> <http://e/p> _:b .'], prefixes)
+
+
+def test_counts_from_lines_agree_with_the_sparql_counts(tmp_path: Path) -> None:
+    import pyoxigraph as ox
+
+    from emkg import dumps
+    from emkg.load import load_graph
+    from emkg.project import open_project
+    from emkg.synth import generate_tree
+
+    root = tmp_path / "tree"
+    generate_tree(open_project(REPO_ROOT), root, 2000, faults=10, seed=7)
+    stores = [load_graph(open_project(path)).store for path in (REPO_ROOT, root)]
+    odd = ox.Store()
+    odd.load(("<https://w3id.org/emkg/id/a> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <http://e/C> .\n"
+              "<https://w3id.org/emkg/id/a> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> \"<http://e/C>\" .\n"
+              "<https://w3id.org/emkg/id/b> <http://e/p> \" <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <http://e/D> \" .\n"
+              "<https://w3id.org/emkg/idx> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <http://e/C> .\n"
+              "<http://e/c> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <http://e/\u00e9> .\n").encode("utf-8"),
+             format=ox.RdfFormat.N_TRIPLES)
+    stores.append(odd)
+    for store in stores:
+        ground = dumps.ground_graph(store)
+        assert ground is not None
+        for space in ("https://w3id.org/emkg/id/", "http://e/"):
+            assert dumps._ground_counts(ground, space) == dumps._counts(store, space)
+    assert dumps._ground_counts(dumps.ground_graph(odd), "https://w3id.org/emkg/id/").classes == {
+        "http://e/C": 2, "http://e/\u00e9": 1}
+
+
+def test_a_description_subject_also_in_the_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The description's triples join the data's own triples about the same subject (one block)."""
+    from emkg import dumps
+
+    root = tiny_project(tmp_path / "p", extra={"data/ds.ttl": (
+        '<https://w3id.org/emkg/dataset> rdfs:comment "said in the data"@en ; dcterms:title "'
+        "East Midlands children's services knowledge graph\"@en .\n")})
+    project, graph, description = _tiny_graph(root)
+    cached = dumps.write_dumps(project, graph, tmp_path / "pieces", description=description, parallel=False)
+    monkeypatch.setattr(dumps, "ground_graph", lambda *_args, **_kw: None)
+    whole = dumps.write_dumps(project, graph, tmp_path / "whole", description=dataclasses.replace(description, store_graph=None),
+                              parallel=False)
+    assert cached == whole
+    for name in PUBLISHED:
+        assert (tmp_path / "pieces" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+    assert "said in the data" in (tmp_path / "pieces" / "emkg.ttl").read_text(encoding="utf-8")

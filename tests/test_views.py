@@ -969,3 +969,38 @@ def test_virtuoso_gives_the_same_rows_in_the_same_order(real, virtuoso_views, na
     remote = run_remote(virtuoso_views, text, name)
     assert remote.variables == local.variables
     assert ntriples_rows(remote.rows) == ntriples_rows(local.rows)
+
+
+# --- the published files' text, cached per rows ----------------------------------------------------
+
+def test_published_texts_are_formatted_once_per_rows(make_project, monkeypatch):
+    from emkg import views
+    from emkg.views import Result, published_texts, rows_digest
+
+    project = open_project(make_project())
+    xsd = "http://www.w3.org/2001/XMLSchema#"
+    rows = [(ox.NamedNode("http://e/a"), ox.Literal("x, \"y\"\n", language="en"), None),
+            (ox.BlankNode("b1"), ox.Literal("1", datatype=ox.NamedNode(xsd + "integer")), ox.Literal("z"))]
+    result = Result(["s", "label", "n"], rows)
+    expected = (views.format_csv(result), views.format_json(result))
+    assert published_texts(project, "v", result) == expected
+    calls = []
+    real = views.format_json
+    monkeypatch.setattr(views, "format_json", lambda r: calls.append(r) or real(r))
+    assert published_texts(project, "v", Result(["s", "label", "n"], list(rows))) == expected
+    assert calls == [], "the same rows: the text comes from the cache"
+    changed = Result(["s", "label", "n"], [rows[0], (rows[1][0], ox.Literal("1"), rows[1][2])])  # string, not integer
+    assert rows_digest(changed) != rows_digest(result)
+    assert published_texts(project, "v", changed) == (views.format_csv(changed), real(changed))
+    assert len(calls) == 1
+    # unbound versus the text "None", a cell moved between columns, other variable names: other rows
+    assert rows_digest(Result(["a"], [(None,)])) != rows_digest(Result(["a"], [(ox.Literal("None"),)]))
+    assert rows_digest(Result(["a", "b"], [(ox.Literal("x"), None)])) != rows_digest(Result(["a", "b"], [(None, ox.Literal("x"))]))
+    assert rows_digest(Result(["a"], [])) != rows_digest(Result(["b"], []))
+    for entry in (project.root / ".cache" / "views").iterdir():  # a damaged entry is a miss
+        entry.write_bytes(b"damaged")
+    assert published_texts(project, "v", result) == expected
+    assert len(calls) == 2
+    monkeypatch.setenv("EMKG_NO_CACHE", "1")
+    assert published_texts(project, "v", result) == expected
+    assert len(calls) == 3

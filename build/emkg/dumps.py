@@ -25,6 +25,16 @@
     cannot contain its own checksum, and keeping them out of the graph keeps the four dumps
     identical in content.
 
+Incremental: a graph without blank nodes (the usual case) is written from per-subject pieces (each
+subject's Turtle block, JSON-LD node and TriG block, plus what the named-graph rule needs to know
+of it), which depend only on that subject's triples, the prefixes and the base IRI. They are kept
+in the work cache (``.cache/dumps/``, sharded, keyed by the code and prefixes) under a hash of the
+subject's sorted N-Triples lines, so a build after an edit formats only the subjects that changed
+and joins the rest; the files are byte for byte what the whole-graph writers below give (and what
+a build with ``EMKG_NO_CACHE=1`` writes). A graph with blank nodes (whose labels depend on the
+whole graph) is written by the whole-graph writers. The statistics of the description are counted
+from the same sorted lines (no SPARQL aggregates).
+
 ``emkg.ttl`` and ``void.ttl`` are laid out by the project's canonical formatter
 (``fmt.format_turtle``, the layout of the sources); the TriG dump and each page's ``index.ttl``
 use the writer here (sorted subjects, ``rdf:type`` first, then predicates and objects sorted).
@@ -47,16 +57,18 @@ IRI is its download address (``<base>emkg.ttl`` ...).
 
 from __future__ import annotations
 
+import bisect
 import datetime as _dt
 import functools
 import hashlib
+import itertools
 import json
 import logging
 import multiprocessing
 import os
 import re
 import subprocess
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -66,7 +78,7 @@ from typing import Any
 
 import pyoxigraph as ox
 
-from .fmt import format_graph, format_turtle
+from .fmt import format_graph, format_turtle, ground_blocks, join_blocks
 from .project import Project
 
 log = logging.getLogger(__name__)
@@ -429,9 +441,18 @@ def _context_text(items: tuple[tuple[str, str], ...]) -> str:
 
 def _json_lines(doc: dict) -> str:
     """JSON with one node per line inside @graph: diff-friendly and still fast for big graphs."""
-    context = _context_text(tuple(doc["@context"].items()))
-    nodes = ",\n".join("  " + json.dumps(n, ensure_ascii=False, separators=(", ", ": ")) for n in doc["@graph"])
-    return '{\n  "@context": ' + context + ',\n  "@graph": [\n' + nodes + ("\n" if nodes else "") + "  ]\n}\n"
+    return _json_document(doc["@context"], [_node_line(n) for n in doc["@graph"]])
+
+
+def _node_line(node: dict) -> str:
+    """One node of ``@graph`` as its line of the JSON-LD text."""
+    return "  " + json.dumps(node, ensure_ascii=False, separators=(", ", ": "))
+
+
+def _json_document(context: Mapping[str, str], node_lines: Iterable[str]) -> str:
+    nodes = ",\n".join(node_lines)
+    return ('{\n  "@context": ' + _context_text(tuple(context.items())) + ',\n  "@graph": [\n' + nodes
+            + ("\n" if nodes else "") + "  ]\n}\n")
 
 
 # --- the dataset description -------------------------------------------------------------------------
@@ -480,6 +501,8 @@ class Description:
     date: str | None
     endpoint: str | None
     prefixes: dict[str, str] = field(default_factory=dict)
+    # the store's own triples as described: write_dumps adds the description to them (and drops them)
+    store_graph: GroundGraph | None = field(default=None, repr=False, compare=False)
 
 
 def dataset_iri(project: Project) -> str:
@@ -514,7 +537,8 @@ def describe(project: Project, store: ox.Store, graph_prefixes: Mapping[str, str
     ds = NT(dataset_iri(project))
     base = project.base_iri
     id_space = project.id_base
-    counts = _counts(store, id_space)
+    ground = ground_graph(store)
+    counts = _counts(store, id_space) if ground is None else _ground_counts(ground, id_space)
     lit = ox.Literal
     en = lambda text: lit(text, language="en")  # noqa: E731
     integer = lambda n: lit(str(n), datatype=NT(XSD + "integer"))  # noqa: E731
@@ -585,7 +609,7 @@ def describe(project: Project, store: ox.Store, graph_prefixes: Mapping[str, str
         triples=sorted(set(t), key=lambda x: (nt(x.subject), nt(x.predicate), nt(x.object))),
         dataset=ds.value, total_triples=total, entities=counts.entities, classes=len(counts.classes),
         properties=counts.properties, class_counts=class_counts, examples=examples,
-        date=date, endpoint=endpoint, prefixes=prefixes.mapping,
+        date=date, endpoint=endpoint, prefixes=prefixes.mapping, store_graph=ground,
     )
 
 
@@ -624,6 +648,27 @@ def _counts(store: ox.Store, id_space: str) -> _Counts:
                                     f'FILTER(isIRI(?s) && STRSTARTS(STR(?s), "{space}")) }}'),
         properties=_one_number(store, "SELECT (COUNT(DISTINCT ?p) AS ?n) WHERE { ?s ?p ?o }"),
         classes=classes,
+    )
+
+
+_RDF_TYPE_NT = f"<{RDF_TYPE}>".encode()
+
+
+def _ground_counts(ground: GroundGraph, id_space: str) -> _Counts:
+    """``_counts`` from the lines of a graph without blank nodes (no SPARQL aggregates: faster)."""
+    space = "<" + id_space
+    predicates: set[bytes] = set()
+    classes: Counter[bytes] = Counter()
+    for _s, p, o in (line.split(b" ", 2) for line in ground.lines):
+        predicates.add(p)
+        if p == _RDF_TYPE_NT and o[:1] == b"<" and o[1:2] != b"<":  # an IRI class (not a triple term)
+            classes[o] += 1  # each (subject, class) line is distinct: a distinct instance
+    return _Counts(
+        triples=len(ground.lines),
+        subjects=len(ground.subjects),
+        entities=sum(1 for s in ground.subjects if s.startswith(space)),
+        properties=len(predicates),
+        classes={o[1:-3].decode("utf-8"): n for o, n in classes.items()},
     )
 
 
@@ -750,8 +795,8 @@ def canonical_quads(quads: list[ox.Quad]) -> list[ox.Quad]:
 
 # --- writing -----------------------------------------------------------------------------------------
 
-def _write_file(path: Path, text: str) -> tuple[int, str]:
-    data = text.encode("utf-8")
+def _write_file(path: Path, text: str | bytes) -> tuple[int, str]:
+    data = text.encode("utf-8") if isinstance(text, str) else text
     tmp = path.with_name(path.name + ".part")
     tmp.write_bytes(data)
     os.replace(tmp, path)
@@ -774,25 +819,42 @@ def write_dumps(project: Project, graph, out_dir: Path, *, description: Descript
     ``description`` (from :func:`describe`) is computed when not given. ``parallel``: write the
     JSON-LD and TriG dumps in a forked process while this one writes Turtle and N-Triples (the
     same bytes either way; serial where ``fork`` is not available).
+
+    A graph without blank nodes (the sources have none) is written from per-subject pieces: each
+    subject's Turtle block, JSON-LD node and TriG block depend on its own triples and the prefixes
+    alone, so they are kept in the work cache (``.cache/dumps/``) under a hash of the subject's
+    N-Triples lines and only the subjects an edit changed are formatted again. The files are the
+    bytes the whole-graph writers give (``tests/test_dumps.py`` checks both ways agree).
     """
     say = progress or (lambda _msg: None)
     if description is None:
         description = describe(project, graph.store, graph.prefixes, date=date, endpoint=endpoint)
     prefixes = Prefixes(description.prefixes)
-    quads = list(graph.store.quads_for_pattern(None, None, None, ox.DefaultGraph()))  # already default-graph quads
-    quads += [ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph()) for t in description.triples]
-    # by the N-Triples text of subject, predicate, object: a quad's own text (all in the default
-    # graph) sorts the same, the separating space sorting before any character of an IRI or label
-    quads = canonical_quads(sorted(set(quads), key=str))
-    count = len(quads)
+    own, description.store_graph = description.store_graph, None  # used once: not kept for the site's long phase
+    if own is not None and len(own.lines) == len(graph.store):  # the store as described: add the description
+        ground = own.plus(line.encode("utf-8") for line in ntriples_lines(description.triples))
+    else:
+        ground = ground_graph(graph.store, description.triples)
+    quads: list[ox.Quad] = []
+    if ground is None:  # blank nodes: the whole-graph writers (labels depend on the whole graph)
+        quads = list(graph.store.quads_for_pattern(None, None, None, ox.DefaultGraph()))  # already default-graph quads
+        quads += [ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph()) for t in description.triples]
+        # by the N-Triples text of subject, predicate, object: a quad's own text (all in the default
+        # graph) sorts the same, the separating space sorting before any character of an IRI or label
+        quads = canonical_quads(sorted(set(quads), key=str))
+        count = len(quads)
+    else:
+        count = len(ground.lines)
     if count != description.total_triples:
         log.debug("description says %d triples, writing %d", description.total_triples, count)
     out_dir.mkdir(parents=True, exist_ok=True)
-    job = _DumpJob(project, graph, out_dir, description, prefixes, quads)
+    job = _DumpJob(project, graph, out_dir, description, prefixes, quads, ground)
     by_name = {f.name: f for f in FORMATS}
     written: dict[str, tuple[int, str]] = {}
     second = ("emkg.jsonld", "emkg.trig")
-    pending = _start_in_child(job, second) if parallel and count >= PARALLEL_DUMPS_THRESHOLD else None
+    # a second process pays when there is much to format: a whole graph, or many changed subjects
+    work = count if ground is None else job.lines_to_format("emkg.ttl")
+    pending = _start_in_child(job, second) if parallel and work >= PARALLEL_DUMPS_THRESHOLD else None
     for name in ("emkg.ttl", "emkg.nt", *(second if pending is None else ())):
         say(f"writing {name}")
         written[name] = job.write(name)
@@ -814,9 +876,159 @@ def write_dumps(project: Project, graph, out_dir: Path, *, description: Descript
 PARALLEL_DUMPS_THRESHOLD = 20_000  # quads: below this a second process costs more than it saves
 
 
+# --- per-subject pieces ----------------------------------------------------------------------------
+
+@dataclass
+class GroundGraph:
+    """A graph without blank nodes as its sorted, distinct N-Triples lines (UTF-8; byte order is
+    code point order), grouped by subject: ``subjects[i]`` (N-Triples text) has the lines
+    ``lines[starts[i]:starts[i + 1]]``, whose hash is ``digests[i]``; ``data`` is the N-Triples file."""
+
+    lines: list[bytes]
+    subjects: list[str]
+    starts: list[int]  # one more than subjects: the end of the last group
+    digests: list[bytes]
+    data: bytes
+
+    def lines_of(self, index: int) -> list[bytes]:
+        return self.lines[self.starts[index]:self.starts[index + 1]]
+
+    def plus(self, extra: Iterable[bytes]) -> GroundGraph | None:
+        """This graph with the N-Triples lines ``extra`` added (None if one has a blank node): the
+        groups they do not touch are copied, with their hashes, not grouped and hashed again."""
+        groups: dict[str, set[bytes]] = {}
+        for line in extra:
+            subject, _p, o = line.split(b" ", 2)
+            if subject[:1] != b"<" or subject[1:2] == b"<" or o[:1] == b"_" or (o.startswith(b"<<(") and b"_:" in o):
+                return None
+            groups.setdefault(subject.decode("utf-8"), set()).add(line)
+        if not groups:
+            return self
+        lines: list[bytes] = []
+        subjects: list[str] = []
+        starts: list[int] = []
+        digests: list[bytes] = []
+        done = 0  # the subjects of this graph copied so far
+
+        def copy(upto: int) -> None:
+            nonlocal done
+            if upto > done:
+                offset = len(lines) - self.starts[done]
+                starts.extend(start + offset for start in self.starts[done:upto])
+                lines.extend(self.lines[self.starts[done]:self.starts[upto]])
+                subjects.extend(self.subjects[done:upto])
+                digests.extend(self.digests[done:upto])
+                done = upto
+
+        for subject in sorted(groups):
+            at = bisect.bisect_left(self.subjects, subject, done)
+            copy(at)
+            own = groups[subject]
+            if at < len(self.subjects) and self.subjects[at] == subject:
+                own.update(self.lines_of(at))
+                done = at + 1
+            group = sorted(own)
+            starts.append(len(lines))
+            lines.extend(group)
+            subjects.append(subject)
+            digests.append(_group_digest(b"\n".join(group) + b"\n"))
+        copy(len(self.subjects))
+        starts.append(len(lines))
+        return GroundGraph(lines, subjects, starts, digests, b"\n".join(lines) + b"\n")
+
+
+def _group_digest(data: bytes | memoryview) -> bytes:
+    """The hash of a subject's lines (each ending with a newline): its pieces' key in the cache."""
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def ground_graph(store: ox.Store, extra: Sequence[ox.Triple] = ()) -> GroundGraph | None:
+    """The default graph of ``store`` plus ``extra`` as a :class:`GroundGraph`; None when it has a
+    blank node (or a triple term as subject), which the per-subject pieces do not cover."""
+    text = store.dump(format=ox.RdfFormat.N_TRIPLES, from_graph=ox.DefaultGraph())
+    lines = text.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    new = [t for t in dict.fromkeys(extra) if ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph()) not in store]
+    more = [line.encode("utf-8") for line in ntriples_lines(new)]
+    lines.extend(more)
+    lines.sort()
+    if b"_:" in text or any(b"_:" in line for line in more):  # perhaps a blank node: look closer
+        for line in lines:
+            _s, _p, o = line.split(b" ", 2)
+            if o[:1] == b"_" or (o.startswith(b"<<(") and b"_:" in o):
+                return None
+    of_line = [line[:line.find(b" ")] for line in lines]  # each line's subject (IRIs hold no spaces)
+    counts = Counter(of_line)
+    if any(s[:1] != b"<" or s[1:2] == b"<" for s in counts):  # a blank node or a triple term as subject
+        return None
+    subjects = [s.decode("utf-8") for s in counts]  # in first-seen order: sorted, as the lines are
+    starts = [0, *itertools.accumulate(counts.values())]
+    ends = [0, *itertools.accumulate(map(len, lines))]  # line j starts at byte ends[j] + j of ``data``
+    data = b"\n".join(lines) + b"\n" if lines else b""
+    view = memoryview(data)
+    digests = [_group_digest(view[ends[a] + a:ends[b] + b]) for a, b in zip(starts, starts[1:])]
+    return GroundGraph(lines, subjects, starts, digests, data)
+
+
+DUMP_CACHE_SHARDS = 32  # an edit rewrites the few shards its subjects fall in, not the whole cache
+
+
+class PieceCache:
+    """The per-subject pieces of one dump in the work cache (``.cache/dumps/NAME-NN.pickle``), in
+    shards by subject hash, each under a key made of the code, the dump, the base IRI and the
+    prefixes (a piece depends on nothing else). A missing, damaged or foreign shard is a miss."""
+
+    def __init__(self, project: Project, dump: str, prefixes: Prefixes) -> None:
+        from .cache import cache_root, code_fingerprint, enabled
+
+        self.enabled = enabled()
+        self.folder = cache_root(project) / "dumps"
+        self.dump = dump
+        raw = json.dumps([code_fingerprint("dumps", "fmt"), dump, project.base_iri, sorted(prefixes.mapping.items())])
+        self.key = hashlib.sha256(raw.encode("utf-8")).hexdigest()
+        self._loaded: list[set[bytes]] = [set() for _ in range(DUMP_CACHE_SHARDS)]
+        self._type = str if dump == "emkg.jsonld" else tuple  # what a piece is (a damaged shard is a miss)
+
+    def _path(self, shard: int) -> Path:
+        return self.folder / f"{self.dump.replace('.', '-')}-{shard:02d}.pickle"
+
+    def load(self) -> dict[bytes, Any]:
+        """Every piece stored for this dump (empty when the cache is off)."""
+        from .cache import read_entry
+
+        pieces: dict[bytes, Any] = {}
+        if not self.enabled:
+            return pieces
+        for shard in range(DUMP_CACHE_SHARDS):
+            value = read_entry(self._path(shard), self.key)
+            if isinstance(value, dict) and {type(piece) for piece in value.values()} <= {self._type}:
+                pieces.update(value)
+                self._loaded[shard] = set(value)
+        return pieces
+
+    def save(self, pieces: Mapping[bytes, Any]) -> None:
+        """Keep exactly ``pieces`` (this build's): rewrite only the shards whose contents differ."""
+        from .cache import write_entry
+
+        if not self.enabled:
+            return
+        shards: list[dict[bytes, Any]] = [{} for _ in range(DUMP_CACHE_SHARDS)]
+        for digest, piece in pieces.items():
+            shards[digest[0] % DUMP_CACHE_SHARDS][digest] = piece
+        rewritten = 0
+        for shard, content in enumerate(shards):
+            if set(content) != self._loaded[shard]:
+                if write_entry(self._path(shard), self.key, content):
+                    self._loaded[shard] = set(content)
+                rewritten += 1
+        log.debug("dumps: %s: %d of %d cache shards rewritten", self.dump, rewritten, DUMP_CACHE_SHARDS)
+
+
 @dataclass
 class _DumpJob:
-    """What every dump is written from; ``write(name)`` writes one file and returns (size, sha256)."""
+    """What every dump is written from; ``write(name)`` writes one file and returns (size, sha256).
+    ``ground`` (a graph without blank nodes) is written from per-subject pieces, else ``quads``."""
 
     project: Project
     graph: Any
@@ -824,11 +1036,20 @@ class _DumpJob:
     description: Description
     prefixes: Prefixes
     quads: list[ox.Quad]
+    ground: GroundGraph | None = None
+    _grouped: dict[str, dict[str, list[Term]]] = field(default_factory=dict)
+    _caches: dict[str, PieceCache] = field(default_factory=dict)
+    _stored: dict[str, dict[bytes, Any]] = field(default_factory=dict)
+    _missing: dict[str, list[int]] = field(default_factory=dict)
 
     def write(self, name: str) -> tuple[int, str]:
+        if name == "emkg.nt" and self.ground is not None:
+            return _write_file(self.out_dir / name, self.ground.data)
         return _write_file(self.out_dir / name, self.text(name))
 
     def text(self, name: str) -> str:
+        if self.ground is not None:
+            return self._ground_text(name)
         quads, prefixes, description = self.quads, self.prefixes, self.description
         if name == "emkg.ttl":  # the layout of ``emkg fmt``, straight from the sorted triples
             return format_graph(ntriples_lines(quads), dict(prefixes.mapping), _comment(description, name))
@@ -837,13 +1058,157 @@ class _DumpJob:
         if name == "emkg.jsonld":
             return write_jsonld(quads, prefixes)
         if name == "emkg.trig":
-            desc_subjects = {t.subject.value for t in description.triples if isinstance(t.subject, ox.NamedNode)}
-            assignment = assign_graphs(self.project, quads, ontology_subjects(self.project, self.graph), desc_subjects)
+            assignment = assign_graphs(self.project, quads, ontology_subjects(self.project, self.graph),
+                                       self._description_subjects())
             graphs: dict[str, list[ox.Quad]] = defaultdict(list)
             for q in quads:
                 graphs[assignment.get(q.subject, graph_iri(self.project, "unsourced"))].append(q)
             return write_trig(graphs, prefixes, _comment(description, name))
         raise ValueError(f"unknown dump {name!r}")
+
+    def lines_to_format(self, name: str) -> int:
+        """How many lines of the graph dump ``name`` has to format (not in the cache)."""
+        if self.ground is None:
+            return len(self.quads)
+        self._cached(name)
+        return sum(self.ground.starts[i + 1] - self.ground.starts[i] for i in self._missing[name])
+
+    def _cached(self, name: str) -> dict[bytes, Any]:
+        """The cached pieces of dump ``name`` (read once); the subjects missing are ``_missing[name]``."""
+        if name not in self._stored:
+            assert self.ground is not None
+            cache = self._caches[name] = PieceCache(self.project, name, self.prefixes)
+            stored = self._stored[name] = cache.load()
+            self._missing[name] = [i for i, digest in enumerate(self.ground.digests) if digest not in stored]
+        return self._stored[name]
+
+    def _description_subjects(self) -> set[str]:
+        return {t.subject.value for t in self.description.triples if isinstance(t.subject, ox.NamedNode)}
+
+    # -- from per-subject pieces --------------------------------------------------------------------
+
+    def _ground_text(self, name: str) -> str:
+        ground, prefixes, description = self.ground, self.prefixes, self.description
+        assert ground is not None
+        if name == "emkg.nt":
+            return ground.data.decode("utf-8")
+        if name not in ("emkg.ttl", "emkg.jsonld", "emkg.trig"):
+            raise ValueError(f"unknown dump {name!r}")
+        pieces = self._pieces(name)
+        subjects = ground.subjects
+        if name == "emkg.ttl":
+            order = sorted(range(len(subjects)), key=lambda i: (pieces[i][0], subjects[i]))
+            return join_blocks(_comment(description, name), dict(prefixes.mapping), [pieces[i][1] for i in order])
+        by_text = sorted(range(len(subjects)), key=subjects.__getitem__)
+        if name == "emkg.jsonld":
+            return _json_document(jsonld_context(prefixes), [pieces[i] for i in by_text])
+        graph_of = self._ground_graphs([piece[1] for piece in pieces])
+        graphs: dict[str, list[int]] = defaultdict(list)
+        for i in by_text:
+            graphs[graph_of[i]].append(i)
+        out = [TurtleWriter(prefixes).header(_comment(description, name))]
+        for graph_name in sorted(graphs):
+            gname = turtle_term(NT(graph_name), prefixes)
+            out.append(f"\n{gname} {{\n" + "\n".join(pieces[i][0] for i in graphs[graph_name]) + "}\n")
+        return "".join(out)
+
+    def _pieces(self, name: str) -> list[Any]:
+        """Each subject's piece of dump ``name``: from the cache, else made (and then cached)."""
+        ground = self.ground
+        assert ground is not None
+        stored = self._cached(name)
+        cache, missing = self._caches.pop(name), self._missing.pop(name)
+        del self._stored[name]
+        made = self._make_pieces(name, missing)
+        pieces = [stored[digest] if digest in stored else made[i] for i, digest in enumerate(ground.digests)]
+        log.debug("dumps: %s: %d of %d subjects formatted, the others from the cache", name, len(missing), len(pieces))
+        if missing or len(stored) != len(set(ground.digests)):
+            cache.save(dict(zip(ground.digests, pieces)))
+        return pieces
+
+    def _make_pieces(self, name: str, indices: list[int]) -> dict[int, Any]:
+        ground, prefixes = self.ground, self.prefixes
+        assert ground is not None
+        if not indices:
+            return {}
+        if name == "emkg.ttl":
+            lines = [line.decode("utf-8") for i in indices for line in ground.lines_of(i)]
+            blocks = ground_blocks(lines, dict(prefixes.mapping))
+            return {i: blocks[ground.subjects[i]] for i in indices}
+        grouped = self._terms(indices)
+        if name == "emkg.jsonld":
+            context = jsonld_context(prefixes)
+            return {i: _node_line(jsonld_nodes({NT(ground.subjects[i][1:-1]): grouped[ground.subjects[i]]},
+                                               prefixes, context)[0])
+                    for i in indices}
+        writer = TurtleWriter(prefixes)
+        out = {}
+        for i in indices:
+            text = ground.subjects[i]
+            pmap = grouped[text]
+            block = next(iter(writer.blocks({NT(text[1:-1]): pmap}, indent="    ")))
+            out[i] = (block, _trig_facts(self.project, pmap))
+        return out
+
+    def _terms(self, indices: list[int]) -> dict[str, dict[str, list[Term]]]:
+        """subject text -> predicate IRI -> objects (terms) for these subjects, parsed once per process."""
+        ground = self.ground
+        assert ground is not None
+        todo = [i for i in indices if ground.subjects[i] not in self._grouped]
+        if todo:
+            data = b"\n".join(line for i in todo for line in ground.lines_of(i))
+            for t in ox.parse(data, format=ox.RdfFormat.N_TRIPLES):
+                self._grouped.setdefault(str(t.subject), {}).setdefault(t.predicate.value, []).append(t.object)
+        return self._grouped
+
+    def _ground_graphs(self, facts: list[tuple]) -> list[str]:
+        """The named graph of each subject (``assign_graphs``' rule, from each subject's facts)."""
+        ground, project = self.ground, self.project
+        assert ground is not None
+        subjects = ground.subjects
+        docs = {subjects[i] for i, f in enumerate(facts) if f[0]}
+        sections = {subjects[i] for i, f in enumerate(facts) if f[1]}
+        doc_of = {subjects[i]: f[2] for i, f in enumerate(facts) if f[2] is not None}
+        described = self._description_subjects()
+        ontology = ontology_subjects(project, self.graph)
+
+        def doc_graph(doc: str) -> str:
+            value = doc[1:-1]
+            local = value[len(project.base_iri):] if value.startswith(project.base_iri) else hashlib.sha256(value.encode()).hexdigest()[:16]
+            return graph_iri(project, local)
+
+        out = []
+        for text, f in zip(subjects, facts):
+            value = text[1:-1]
+            if value in described:
+                out.append(graph_iri(project, "dataset"))
+            elif value in ontology:
+                out.append(graph_iri(project, "ontology"))
+            elif text in docs:
+                out.append(doc_graph(text))
+            elif text in sections and text in doc_of:
+                out.append(doc_graph(doc_of[text]))
+            else:
+                found: set[str] = set()
+                for target in f[3]:
+                    if target in docs:
+                        found.add(target)
+                    elif target in sections and target in doc_of:
+                        found.add(doc_of[target])
+                if len(found) == 1:
+                    out.append(doc_graph(next(iter(found))))
+                else:
+                    out.append(graph_iri(project, "multi-source" if found else "unsourced"))
+        return out
+
+
+def _trig_facts(project: Project, pmap: Mapping[str, list[Term]]) -> tuple[bool, bool, str | None, tuple[str, ...]]:
+    """What the named-graph rule needs of a subject: (a source document?, a source section?, the
+    first IRI it is ``dcterms:isPartOf``, the objects of its ``prov:wasDerivedFrom``) as N-Triples text."""
+    types = {o.value for o in pmap.get(RDF_TYPE, ()) if isinstance(o, ox.NamedNode)}
+    part_of = next((nt(o) for o in pmap.get(DCTERMS + "isPartOf", ()) if isinstance(o, ox.NamedNode)), None)
+    return (project.base_iri + "def/SourceDocument" in types, project.base_iri + "def/SourceSection" in types,
+            part_of, tuple(nt(o) for o in pmap.get(PROV + "wasDerivedFrom", ())))
 
 
 _CHILD_JOB: dict[str, _DumpJob] = {}
@@ -896,7 +1261,7 @@ def void_triples(description: Description, dumps: Sequence[Dump], project: Proje
 
 
 __all__ = [
-    "Description", "Dump", "FORMATS", "Prefixes", "TurtleWriter", "assign_graphs", "describe", "jsonld_nodes",
-    "source_date", "turtle_term", "void_triples", "write_dumps", "write_jsonld", "write_ntriples", "write_trig",
+    "Description", "Dump", "FORMATS", "GroundGraph", "Prefixes", "TurtleWriter", "assign_graphs", "describe", "jsonld_nodes",
+    "ground_graph", "source_date", "turtle_term", "void_triples", "write_dumps", "write_jsonld", "write_ntriples", "write_trig",
     "write_turtle",
 ]

@@ -878,6 +878,34 @@ def format_graph(lines: list[str], prefixes: dict[str, str], header: Sequence[st
         return _layout_text(list(dict.fromkeys(lines)), prefixes, _Comments(header=[f"# {c}" for c in header]))
 
 
+def prefix_block(prefixes: dict[str, str]) -> str:
+    """The ``@prefix`` lines of a formatted file (sorted by prefix, no final newline)."""
+    return "\n".join(f"@prefix {p}: {_Terms.iriref(ns)} ." for p, ns in sorted(prefixes.items()))
+
+
+def ground_blocks(lines: list[str], prefixes: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """Subject (N-Triples text) -> (its Turtle text, its block) for a graph WITHOUT blank nodes given
+    as distinct N-Triples lines: the blocks ``format_graph`` writes for it, each a function of its
+    subject's lines and the prefixes alone. ``format_graph(lines, prefixes, header)`` is then
+    ``join_blocks(header, prefixes, blocks sorted by (Turtle text, subject))``. The dumps use
+    this to format again only the subjects that changed (``dumps.py``)."""
+    with _no_gc():
+        graph = _Graph(lines)
+        if graph.refs:
+            raise ValueError("ground_blocks: the graph has blank nodes")
+        writer = _Writer(graph, _Layout(graph), _Terms(prefixes))
+        return {s: (writer.subject(s), writer.block(s)) for s in graph.subjects}
+
+
+def join_blocks(header: Sequence[str], prefixes: dict[str, str], blocks: Iterable[str]) -> str:
+    """A formatted file from its ``header`` comment lines (without ``# ``), prefixes and blocks in order."""
+    parts = ["\n".join(f"# {c}" for c in header)] if header else []
+    if prefixes:
+        parts.append(prefix_block(prefixes))
+    parts.extend(blocks)
+    return "\n\n".join(parts) + "\n" if parts else ""
+
+
 def _format_text(text: str, name: str) -> tuple[str, list[str]]:
     parsed = _parse(text, name)
     return _layout_text(parsed.lines, parsed.prefixes, scan_comments(text)), parsed.lines
@@ -914,7 +942,7 @@ def _layout_text(lines: list[str], prefixes: dict[str, str], comments: _Comments
     if comments.header:
         parts.append("\n".join(comments.header))
     if prefixes:
-        parts.append("\n".join(f"@prefix {p}: {terms.iriref(ns)} ." for p, ns in sorted(prefixes.items())))
+        parts.append(prefix_block(prefixes))
     for _, s in iri_subjects:
         block = writer.block(s)
         parts.append("\n".join([*roots[s], block]) if s in roots else block)

@@ -213,7 +213,8 @@ def _on_sigterm(signum, frame):  # pragma: no cover - exercised by the interrupt
 def run_views(project: Project, store, views_dir: Path | None, planner=None, changed: set[str] | None = None) -> list[tuple]:
     """Run every stored view without parameters; write ``NAME.csv`` and ``NAME.json``.
 
-    Returns (View, Result | None, reason | None) for the site. A view with a required parameter is
+    The files' text comes from the work cache when the same rows were published before
+    (``views.published_texts``). Returns (View, Result | None, reason | None) for the site. A view with a required parameter is
     not run (the reason says so); a view that fails to run stops the build (exit 2).
 
     ``planner`` (an ``incremental.IncrementalSite``) and ``changed`` (the predicates of the triples
@@ -221,7 +222,7 @@ def run_views(project: Project, store, views_dir: Path | None, planner=None, cha
     (``querydeps``) has the last build's rows, which are reused rather than run again.
     """
     from .cache import code_fingerprint
-    from .views import bind_params, format_result, list_views, run_local
+    from .views import bind_params, list_views, published_texts, run_local
 
     out = []
     reused = 0
@@ -244,8 +245,9 @@ def run_views(project: Project, store, views_dir: Path | None, planner=None, cha
             planner.remember_view(view.name, key, result)
         if views_dir is not None:
             views_dir.mkdir(parents=True, exist_ok=True)
-            (views_dir / f"{view.name}.csv").write_text(format_result(result, "csv"), encoding="utf-8", newline="")
-            (views_dir / f"{view.name}.json").write_text(format_result(result, "json"), encoding="utf-8")
+            csv_text, json_text = published_texts(project, view.name, result)  # cached per rows
+            (views_dir / f"{view.name}.csv").write_text(csv_text, encoding="utf-8", newline="")
+            (views_dir / f"{view.name}.json").write_text(json_text, encoding="utf-8")
         out.append((view, result, None))
     if changed is not None:
         log.info("views: %d of %d reused (none of the predicates they read changed)", reused, len(out))

@@ -24,8 +24,11 @@ from __future__ import annotations
 
 import csv
 import difflib
+import hashlib
 import io
+import itertools
 import json
+import logging
 import os
 import re
 import sys
@@ -38,6 +41,8 @@ import pyoxigraph as ox
 
 from .errors import DataError, UsageError
 from .project import DEFAULT_BASE_IRI, Project
+
+log = logging.getLogger(__name__)
 
 XSD = "http://www.w3.org/2001/XMLSchema#"
 XSD_STRING = XSD + "string"
@@ -636,6 +641,31 @@ def format_json(result: Result) -> str:
 
 
 _encode_json_string = json.encoder.encode_basestring  # the C encoder json.dumps(ensure_ascii=False) uses
+
+
+def rows_digest(result: Result) -> str:
+    """A hash of a result's variables and rows (terms as N-Triples text, escaped, so unambiguous)."""
+    digest = hashlib.sha256(json.dumps(result.variables).encode("utf-8") + b"\0")
+    text = "\x1e".join(map(str, itertools.chain.from_iterable(result.rows)))  # None (unbound): "None", never a term
+    digest.update(text.encode("utf-8", "surrogatepass"))
+    digest.update(f"\0{len(result.rows)}".encode())
+    return digest.hexdigest()
+
+
+def published_texts(project: Project, name: str, result: Result) -> tuple[str, str]:
+    """A view's ``NAME.csv`` and ``NAME.json`` text for ``emkg build``: from the work cache
+    (``.cache/views/``) when the same rows were formatted before, else formatted (and cached)."""
+    from .cache import cache_root, code_fingerprint, entry_name, read_entry, write_entry
+
+    key = f"{code_fingerprint('views')}\0{rows_digest(result)}"
+    path = cache_root(project) / "views" / entry_name("published", name)
+    kept = read_entry(path, key)
+    if isinstance(kept, tuple) and len(kept) == 2 and all(isinstance(t, str) for t in kept):
+        log.debug("view %s: CSV and JSON text from the cache", name)
+        return kept
+    texts = (format_csv(result), format_json(result))
+    write_entry(path, key, texts)
+    return texts
 
 
 def _format_json_reference(result: Result) -> str:
