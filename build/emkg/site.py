@@ -1395,8 +1395,15 @@ def _write_page(out_dir: Path, rel: str, html: str) -> None:
 
 
 def _write_file(path: str, text: str) -> None:
-    """Write ``text`` as UTF-8 (what ``Path.write_text`` does, with fewer calls: pages are many)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    """Write ``text`` as UTF-8 (what ``Path.write_text`` does, with fewer calls: pages are many).
+
+    Always into a new file (a new inode): a name already there, such as a file hard-linked from
+    the previous output by an incremental build, is unlinked first, never written through."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        os.unlink(path)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         data = text.encode("utf-8")
         while data:
@@ -1513,7 +1520,10 @@ def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes
     iris = sorted(model.paths)
     only, reuse = select(model, pages) if select is not None else (None, None)
     if only is not None and reuse is not None:
-        iris = [iri for iri in iris if iri in only or not _reuse_resource(model, iri, reuse, out_dir)]
+        missing = set(_link_resources(model, (iri for iri in iris if iri not in only), reuse, out_dir))
+        if missing:
+            log.info("site: %d resource pages missing from the previous output: rendered", len(missing))
+        iris = [iri for iri in iris if iri in only or iri in missing]
         stats.reused = len(model.paths) - len(iris)
     _STATE.update(pages=pages, chrome=chrome, out_dir=out_dir)
     workers = jobs if jobs and jobs > 0 else (os.cpu_count() or 1)
@@ -1560,22 +1570,82 @@ def _write_special_pages(pages: Pages, data: SiteInput, chrome: Chrome, out_dir:
 RESOURCE_FILES = ("index.html", "index.ttl", "index.jsonld")
 
 
-def _reuse_resource(m: Model, iri: str, previous: Path, out_dir: Path) -> bool:
-    """Hard-link a resource's three files from the previous build (False if any is missing).
+def _link_or_copy(src: str, dst: str) -> None:
+    """Hard-link ``src`` at ``dst``, or copy it into a new file where it cannot be linked (another
+    file system, too many links). FileNotFoundError if ``src`` is not there. A name already at
+    ``dst`` is replaced, never written through."""
+    try:
+        os.link(src, dst)
+        return
+    except FileExistsError:
+        os.unlink(dst)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        log.debug("cannot link %s (%s): copying it", src, exc)
+    try:
+        os.link(src, dst)
+    except FileNotFoundError:
+        raise
+    except OSError:
+        if os.path.lexists(dst):
+            os.unlink(dst)
+        shutil.copyfile(src, dst)
 
-    Only files this build never writes are linked, so the previous output is never modified."""
-    folder = m.paths[iri].rsplit("/", 1)[0]
-    sources = [safe_join(previous, f"{folder}/{name}") for name in RESOURCE_FILES]
-    if not all(src.is_file() for src in sources):
-        return False
-    target_dir = safe_join(out_dir, folder)
-    target_dir.mkdir(parents=True, exist_ok=True)
-    for src, name in zip(sources, RESOURCE_FILES):
-        target = target_dir / name
+
+def _link_resources(m: Model, iris: Iterable[str], previous: Path, out_dir: Path) -> list[str]:
+    """Hard-link the three files of each resource page from the previous build into ``out_dir``;
+    the IRIs whose files are not all there (to be rendered after all).
+
+    Only files this build never writes are linked (and ``_write_file`` never writes through a
+    link), so the previous output is never modified. Plain ``str`` paths, and each folder made
+    once: an incremental build links tens of thousands of files."""
+    src_root, dst_root = os.fspath(previous), os.fspath(out_dir)
+    made: set[str] = set()
+    link = os.link
+    missing: list[str] = []
+
+    def make(folder: str) -> None:
+        parent = folder.rpartition("/")[0]
+        if parent and parent not in made:
+            make(parent)
         try:
-            os.link(src, target)
-        except OSError:
-            shutil.copyfile(src, target)
+            os.mkdir(f"{dst_root}/{folder}")
+        except FileExistsError:
+            pass
+        made.add(folder)
+
+    for iri in iris:
+        folder = m.paths[iri].rpartition("/")[0]
+        if folder not in made:
+            safe_join(out_dir, folder)  # the check only: page paths never leave the output
+            make(folder)
+        src, dst = f"{src_root}/{folder}/", f"{dst_root}/{folder}/"
+        linked: list[str] = []
+        try:
+            for name in RESOURCE_FILES:
+                try:
+                    link(src + name, dst + name)
+                except FileNotFoundError:
+                    raise
+                except OSError:
+                    _link_or_copy(src + name, dst + name)
+                linked.append(dst + name)
+        except FileNotFoundError:
+            for path in linked:
+                os.unlink(path)
+            missing.append(iri)
+    return missing
+
+
+def _link_file(previous: Path, out_dir: Path, rel: str) -> bool:
+    """Hard-link one file of the previous build into ``out_dir`` (False if it is not there)."""
+    dst = safe_join(out_dir, rel)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _link_or_copy(os.fspath(safe_join(previous, rel)), os.fspath(dst))
+    except FileNotFoundError:
+        return False
     return True
 
 
