@@ -28,6 +28,25 @@ def _rendered(caplog: pytest.LogCaptureFixture) -> tuple[int, int] | None:
     return None
 
 
+def _pages_reused(caplog: pytest.LogCaptureFixture) -> tuple[int, int] | None:
+    for record in reversed(caplog.records):
+        match = re.search(r"site: (\d+) of (\d+) listing, view and other pages reused", record.getMessage())
+        if match:
+            return int(match.group(1)), int(match.group(2))
+    return None
+
+
+def _snapshot(root: Path, into: Path) -> dict[str, bytes]:
+    """Hard-link every file of ``root`` into ``into``; their bytes. A build that wrote through a
+    link into the previous output would change the snapshot too."""
+    for path in root.rglob("*"):
+        if path.is_file():
+            target = into / path.relative_to(root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.hardlink_to(path)
+    return _files(into)
+
+
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory, request) -> Path:
     from emkg.project import open_project
@@ -98,6 +117,7 @@ EDITS: dict[str, Callable[[Path], None]] = {
 def test_incremental_build_equals_full_build(tree: Path, tmp_path: Path, run_emkg, caplog, monkeypatch) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     caplog.set_level(logging.INFO, logger="emkg.incremental")
+    caplog.set_level(logging.INFO, logger="emkg.site")
     out = tmp_path / "out"
     code, _out, err = run_emkg("build", "--out", out, root=tree)
     assert code == 0, err
@@ -105,11 +125,21 @@ def test_incremental_build_equals_full_build(tree: Path, tmp_path: Path, run_emk
     code, _out, err = run_emkg("build", "--out", out, root=tree)
     assert code == 0, err
     assert _rendered(caplog)[0] == 0  # nothing changed: nothing rendered
+    reused, total = _pages_reused(caplog)
+    assert reused == total > 0  # nor any listing, view or other page
+    some_listing_rendered = False
     for name, edit in EDITS.items():
         edit(tree)
         caplog.clear()
+        snapshot = tmp_path / "snapshot"
+        before = _snapshot(out, snapshot)
         code, _out, err = run_emkg("build", "--out", out, root=tree)
         assert code == 0, f"{name}: {err}"
+        assert _files(snapshot) == before, f"{name}: the build wrote into the previous output"
+        shutil.rmtree(snapshot)
+        reused, total = _pages_reused(caplog)
+        assert reused > 0, f"{name}: no listing, view or other page reused"
+        some_listing_rendered |= reused < total
         rendered = _rendered(caplog)
         assert rendered is not None, f"{name}: the build was not incremental"
         done, total = rendered
@@ -122,6 +152,7 @@ def test_incremental_build_equals_full_build(tree: Path, tmp_path: Path, run_emk
         differ = sorted(k for k in ours if ours[k] != theirs[k])
         assert not differ, f"{name}: the incremental build differs from a full one in {differ[:5]}"
         shutil.rmtree(full)
+    assert some_listing_rendered, "no edit changed a listing page"
 
 
 def test_global_changes_render_everything(tree: Path, tmp_path: Path, run_emkg, caplog, monkeypatch) -> None:

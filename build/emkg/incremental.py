@@ -55,6 +55,7 @@ from pathlib import Path
 import pyoxigraph as ox
 
 from .project import Project
+from .site import PageKeys
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ class IncrementalSite:
         self._old_lines: set[bytes] | None = None
         self._lines: tuple[ox.Store, set[bytes]] | None = None
         self._views: dict[str, tuple[str, object]] = {}  # view name -> (what it was run from, result)
+        self.page_keys = PageKeys()  # the listing, view and other pages: what they were made from
         try:
             self._read()
         except Exception:  # noqa: BLE001 - an unreadable record means a full build, never a wrong one
@@ -152,6 +154,7 @@ class IncrementalSite:
             self.reason = "the output folder is not the one the cache describes"
             return
         self._old = old
+        self.page_keys.old = old.get("pages", {})
         self._old_lines = set(triples_file.read_bytes().splitlines())
 
     # -- planning -------------------------------------------------------------------------------------
@@ -238,7 +241,7 @@ class IncrementalSite:
             return
         state, lines = self._pending
         info = os.stat(out)
-        state = dict(state, output=[info.st_dev, info.st_ino])
+        state = dict(state, output=[info.st_dev, info.st_ino], pages=self.page_keys.new)
         self.cache.mkdir(parents=True, exist_ok=True)
         # the triples first: the record (state.pickle) only ever describes a complete cache
         for name, data in (("triples.nt", b"\n".join(sorted(lines)) + b"\n"), ("state.pickle", pickle.dumps(state, protocol=5))):

@@ -37,6 +37,7 @@ import json
 import logging
 import multiprocessing
 import os
+import pickle
 import re
 import shutil
 from collections import defaultdict
@@ -1474,17 +1475,53 @@ def _own_graph(m: Model, iri: str) -> D.SubjectMap:
 
 
 @dataclass
+class PageKeys:
+    """What the pages other than resource pages (listings, views, the search index...) were made
+    from, for an incremental build to reuse those it would render the same: the key of each
+    file's path in the last build (``old``) and in this one (``new``, filled by ``render_site``)."""
+
+    old: Mapping[str, str] = field(default_factory=dict)
+    new: dict[str, str] = field(default_factory=dict)
+
+
+class _KeyPickler(pickle.Pickler):
+    """Pickles plain data only (dicts, lists, tuples, strings, Markup, numbers...): anything else
+    could render differently with the same pickle, so it makes the page key-less (rendered)."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is Markup:
+            return NotImplemented
+        raise TypeError(f"not plain data: {type(obj).__name__}")
+
+
+def content_key(*parts: Any) -> str | None:
+    """A key of what a file is made from (templates, code and every page's frame are in the
+    incremental build's global fingerprint); None when it cannot be told (not plain data)."""
+    import io
+
+    buffer = io.BytesIO()
+    try:
+        _KeyPickler(buffer, protocol=5).dump(parts)
+    except (TypeError, pickle.PicklingError, RecursionError) as exc:
+        log.debug("no page key: %s", exc)
+        return None
+    return hashlib.sha256(buffer.getbuffer()).hexdigest()
+
+
+@dataclass
 class SiteStats:
     pages: int = 0
     resource_pages: int = 0
     files: int = 0
     reused: int = 0  # resource pages linked unchanged from the previous build (incremental builds)
+    reused_files: int = 0  # other pages and files linked unchanged from the previous build
 
 
 def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes=None, dumps: Sequence[Any] = (),
                 description: Any = None, date: str | None = None, endpoint: str | None = None, jobs: int = 0,
                 progress: Callable[[str, int, int], None] | None = None, store: ox.Store | None = None,
-                select: Callable[[Model, Pages], tuple[Collection[str] | None, Path | None]] | None = None) -> SiteStats:
+                select: Callable[[Model, Pages], tuple[Collection[str] | None, Path | None]] | None = None,
+                page_keys: PageKeys | None = None) -> SiteStats:
     """Write the HTML site into ``out_dir``.
 
     ``graph``: the LoadedGraph (its store holds ontology + data; pass ``store`` to render another
@@ -1493,6 +1530,9 @@ def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes
     ``select`` (incremental builds, see ``incremental.py``): given the model, the resource IRIs to
     render and the folder of the previous build; every other resource page is hard-linked from
     there unchanged (rendered after all if it is missing). None renders every page.
+    ``page_keys`` (incremental builds): the other pages and files are keyed by what they are made
+    from (``content_key``); one whose key is the last build's is linked from the previous build
+    (when ``select`` names it) rather than rendered. The new keys are left in ``page_keys.new``.
     """
     data = SiteInput(
         project=project, store=store if store is not None else graph.store, prefixes=dict(graph.prefixes),
@@ -1536,14 +1576,14 @@ def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes
         try:
             with context.Pool(processes=min(workers, len(batches)), initializer=_worker_init) as pool:
                 results = pool.imap_unordered(_render_resources, batches)  # the workers start at once...
-                _write_special_pages(pages, data, chrome, out_dir, stats, tick)  # ...while this process writes the listings
+                _write_special_pages(pages, data, chrome, out_dir, stats, tick, page_keys, reuse)  # ...while this process writes the listings
                 for count in results:
                     done += count
                     tick("resource pages", done, total)
         finally:
             gc.unfreeze()
     else:
-        _write_special_pages(pages, data, chrome, out_dir, stats, tick)
+        _write_special_pages(pages, data, chrome, out_dir, stats, tick, page_keys, reuse)
         for batch in batches:
             done += _render_resources(batch)
             tick("resource pages", done, total)
@@ -1555,16 +1595,37 @@ def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes
 
 
 def _write_special_pages(pages: Pages, data: SiteInput, chrome: Chrome, out_dir: Path, stats: SiteStats,
-                         tick: Callable[[str, int, int], None]) -> None:
-    """The listing and special pages, and the search index (always in the main process)."""
+                         tick: Callable[[str, int, int], None], keys: PageKeys | None = None,
+                         previous: Path | None = None) -> None:
+    """The listing and special pages, and the search index (always in the main process). With
+    ``keys``, each file is keyed by what it is made from; with ``previous`` too, a file whose key
+    is the last build's is linked from there instead of written."""
+
+    def kept(rel: str, key: str | None) -> bool:
+        if keys is None or key is None:
+            return False
+        keys.new[rel] = key
+        if previous is None or keys.old.get(rel) != key or not _link_file(previous, out_dir, rel):
+            return False
+        stats.reused_files += 1
+        return True
+
     special = special_pages(pages, data)
     for i, ctx in enumerate(special):
-        _write_page(out_dir, ctx["path"], render_template(ctx["template"], ctx, chrome))
+        rel = ctx["path"]
+        if not kept(rel, content_key(ctx["template"], ctx) if keys is not None else None):
+            _write_page(out_dir, rel, render_template(ctx["template"], ctx, chrome))
         tick("pages", i + 1, len(special))
-    for rel, text in extra_files(pages, data).items():
-        _write_page(out_dir, rel, text)
+    entries = search_entries(pages)
+    key = content_key("search", entries) if keys is not None else None
+    for rel, make in extra_files(pages, data, entries).items():
+        if not kept(rel, content_key(rel, key) if key is not None else None):
+            _write_page(out_dir, rel, make())
         stats.files += 1
     stats.pages += len(special)
+    if keys is not None and previous is not None:
+        log.info("site: %d of %d listing, view and other pages reused (made from the same data)",
+                 stats.reused_files, len(special) + 3)
 
 
 RESOURCE_FILES = ("index.html", "index.ttl", "index.jsonld")
@@ -1674,13 +1735,21 @@ def special_pages(pages: Pages, data: SiteInput) -> list[dict]:
     return out
 
 
-def extra_files(pages: Pages, data: SiteInput) -> dict[str, str]:
-    entries = search_entries(pages)
-    index_json = json.dumps(entries, ensure_ascii=False, indent=0)
-    script = ("/* The search index of the emkg site: label, type, url (relative to the site root). */\n"
-              "window.EMKG_SEARCH = " + str(script_json(entries)) + ";\n")
+def extra_files(pages: Pages, data: SiteInput, entries: list[dict] | None = None) -> dict[str, Callable[[], str]]:
+    """The site's other files (path: a function that makes its text); ``entries``: the search
+    entries, if already made."""
+    if entries is None:
+        entries = search_entries(pages)
+
+    def index_json() -> str:
+        return json.dumps(entries, ensure_ascii=False, indent=0) + "\n"
+
+    def script() -> str:
+        return ("/* The search index of the emkg site: label, type, url (relative to the site root). */\n"
+                "window.EMKG_SEARCH = " + str(script_json(entries)) + ";\n")
+
     # .nojekyll: GitHub Pages would otherwise hide folders starting with "_" (such as _r/)
-    return {"search-index.json": index_json + "\n", "search/index.js": script, ".nojekyll": ""}
+    return {"search-index.json": index_json, "search/index.js": script, ".nojekyll": lambda: ""}
 
 
 def counts(pages: Pages, data: SiteInput) -> list[tuple[str, int, str | None]]:
@@ -1995,6 +2064,10 @@ def quality_page(pages: Pages, data: SiteInput) -> dict:
 
 
 def search_entries(pages: Pages) -> list[dict]:
+    """Every resource's label (and other names) for the search page and index (made once per ``pages``)."""
+    kept = getattr(pages, "_search_entries", None)
+    if kept is not None:
+        return kept
     m = pages.m
     entries = []
     for iri, path in m.paths.items():
@@ -2005,6 +2078,7 @@ def search_entries(pages: Pages) -> list[dict]:
     for nav_path, label in Chrome(None, None).nav:
         entries.append({"label": label, "type": "Page", "url": nav_path})
     entries.sort(key=lambda e: (e["label"].lower(), e["url"]))
+    pages._search_entries = entries
     return entries
 
 
@@ -2103,4 +2177,4 @@ def ontology_page(pages: Pages, path: str) -> dict:
                 rows=[], description=[], **ontology_docs(pages, up))
 
 
-__all__ = ["Model", "Pages", "SiteInput", "SiteStats", "render_site", "resource_dir", "rich_text", "safe_join", "script_json"]
+__all__ = ["Model", "PageKeys", "Pages", "SiteInput", "SiteStats", "content_key", "render_site", "resource_dir", "rich_text", "safe_join", "script_json"]
