@@ -49,11 +49,13 @@ import json
 import logging
 import os
 import pickle
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pyoxigraph as ox
 
+from .cache import code_fingerprint
+from .load import Location
 from .project import Project
 from .site import PageKeys
 
@@ -127,6 +129,7 @@ class IncrementalSite:
         self._lines: tuple[ox.Store, set[bytes]] | None = None
         self._views: dict[str, tuple[str, object]] = {}  # view name -> (what it was run from, result)
         self.page_keys = PageKeys()  # the listing, view and other pages: what they were made from
+        self._files: dict[str, tuple[str, dict[str, tuple[int, ...]]]] = {}  # file -> (bytes key, subject -> lines)
         try:
             self._read()
         except Exception:  # noqa: BLE001 - an unreadable record means a full build, never a wrong one
@@ -158,6 +161,44 @@ class IncrementalSite:
         self._old_lines = set(triples_file.read_bytes().splitlines())
 
     # -- planning -------------------------------------------------------------------------------------
+
+    def locations(self, graph) -> Mapping[str, list[Location]]:
+        """Where each subject is written (``file:line``, shown on its page), for ``render_site``.
+
+        The graph's line index if it is made already (validation located a result). Otherwise per
+        file: the last build's record when the file has the same bytes, else the file's own index
+        (the load cache, or a scan); most files changing (a first build) makes the graph's index,
+        in parallel. No merged index of every statement is made."""
+        if not hasattr(graph, "files"):
+            return graph.index.subjects
+        old = self._old.get("files", {}) if self._old is not None and not self.full else {}
+        files = [f for f in graph.files if f.problem is None]
+        code = code_fingerprint("load", "incremental")
+        keys = {f.name: f"{code}\0{f.digest}\0{f.rebase_to}" for f in files}
+        fresh = [f for f in files if old.get(f.name, ("",))[0] != keys[f.name]]
+        if graph.has_index or len(fresh) * 4 > len(files):
+            index = graph.index  # scans the files in parallel; fills each file's index
+            self._files = {f.name: (keys[f.name], {s: tuple(loc.line for loc in locs) for s, locs in f.index.subjects.items()})
+                           for f in files}
+            return index.subjects
+        record: dict[str, tuple[str, dict[str, tuple[int, ...]]]] = {}
+        merged: dict[str, list[Location]] = {}
+        for parsed in files:
+            kept = old.get(parsed.name)
+            if kept is not None and kept[0] == keys[parsed.name]:
+                lines = kept[1]
+            else:
+                lines = {s: tuple(loc.line for loc in locs) for s, locs in parsed.ensure_index().subjects.items()}
+            record[parsed.name] = (keys[parsed.name], lines)
+            name = parsed.name
+            for subject, numbers in lines.items():
+                places = merged.get(subject)
+                if places is None:
+                    places = merged[subject] = []
+                places.extend(Location(name, n) for n in numbers)
+        log.debug("site: lines of %d of %d files taken from the last build", len(files) - len(fresh), len(files))
+        self._files = record
+        return merged
 
     def changed_predicates(self, store: ox.Store, extra: Sequence[ox.Quad] = ()) -> set[str] | None:
         """The predicates of the triples that differ between ``store`` plus ``extra`` (what the
@@ -241,7 +282,7 @@ class IncrementalSite:
             return
         state, lines = self._pending
         info = os.stat(out)
-        state = dict(state, output=[info.st_dev, info.st_ino], pages=self.page_keys.new)
+        state = dict(state, output=[info.st_dev, info.st_ino], pages=self.page_keys.new, files=self._files)
         self.cache.mkdir(parents=True, exist_ok=True)
         # the triples first: the record (state.pickle) only ever describes a complete cache
         for name, data in (("triples.nt", b"\n".join(sorted(lines)) + b"\n"), ("state.pickle", pickle.dumps(state, protocol=5))):

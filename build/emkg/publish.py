@@ -402,7 +402,7 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
             stats = render_site(project, graph, report, views, tmp, shapes=shapes, dumps=written,
                                 description=description, date=date, endpoint=endpoint, jobs=jobs,
                                 progress=progress.tick, store=store, select=planner.select,
-                                page_keys=planner.page_keys)
+                                page_keys=planner.page_keys, locations=planner.locations(graph))
             pages = stats.pages
         progress.step("swapping the new output into place")
         _swap(tmp, out)

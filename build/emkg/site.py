@@ -1521,7 +1521,7 @@ def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes
                 description: Any = None, date: str | None = None, endpoint: str | None = None, jobs: int = 0,
                 progress: Callable[[str, int, int], None] | None = None, store: ox.Store | None = None,
                 select: Callable[[Model, Pages], tuple[Collection[str] | None, Path | None]] | None = None,
-                page_keys: PageKeys | None = None) -> SiteStats:
+                page_keys: PageKeys | None = None, locations: Mapping[str, Sequence[Any]] | None = None) -> SiteStats:
     """Write the HTML site into ``out_dir``.
 
     ``graph``: the LoadedGraph (its store holds ontology + data; pass ``store`` to render another
@@ -1533,10 +1533,12 @@ def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes
     ``page_keys`` (incremental builds): the other pages and files are keyed by what they are made
     from (``content_key``); one whose key is the last build's is linked from the previous build
     (when ``select`` names it) rather than rendered. The new keys are left in ``page_keys.new``.
+    ``locations``: where each subject is written (default: the graph's line index).
     """
     data = SiteInput(
         project=project, store=store if store is not None else graph.store, prefixes=dict(graph.prefixes),
-        locations=graph.index.subjects if getattr(graph, "index", None) is not None else {},
+        locations=(locations if locations is not None
+                   else graph.index.subjects if getattr(graph, "index", None) is not None else {}),
         shapes=shapes.store if shapes is not None and hasattr(shapes, "store") else shapes,
         report=report, views=list(views), dumps=list(dumps), description=description, date=date, endpoint=endpoint,
     )
