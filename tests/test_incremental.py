@@ -218,3 +218,30 @@ def test_views_are_reused_only_when_none_of_their_predicates_changed(tree: Path,
     caplog.clear()
     assert run_emkg("build", "--full", "--out", out, root=tree)[0] == 0
     assert _views_reused(caplog) is None, "--full runs every view"
+
+
+def test_view_rows_are_kept_as_plain_data() -> None:
+    """The build cache keeps a view's rows as plain data; read back, they are the same terms."""
+    import pickle
+
+    import pyoxigraph as ox
+
+    from emkg.incremental import decode_result, encode_result
+    from emkg.views import Result
+
+    xsd = "http://www.w3.org/2001/XMLSchema#"
+    rows = [
+        (ox.NamedNode("https://example.org/a"), ox.Literal("A", language="en"), None),
+        (ox.BlankNode("b1"), ox.Literal("3", datatype=ox.NamedNode(xsd + "integer")), ox.Literal("plain")),
+        (ox.NamedNode("https://example.org/a"), ox.Literal("2024-01-01", datatype=ox.NamedNode(xsd + "date")),
+         ox.Literal("x", language="en-GB")),
+    ]
+    result = Result(["s", "label", "other"], rows)
+    encoded = encode_result(result)
+    assert encoded is not None
+    back = decode_result(pickle.loads(pickle.dumps(encoded)))
+    assert back.variables == result.variables
+    assert back.rows == result.rows
+    assert [type(t) for row in back.rows for t in row] == [type(t) for row in rows for t in row]
+    triple = ox.Triple(ox.NamedNode("https://example.org/a"), ox.NamedNode("https://example.org/p"), ox.Literal("o"))
+    assert encode_result(Result(["t"], [(triple,)])) is None  # not kept: the view runs again next time

@@ -61,7 +61,7 @@ from .site import PageKeys
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 DCTERMS_PART_OF = "http://purl.org/dc/terms/isPartOf"
 SCHEMA_HAS_PART = "https://schema.org/hasPart"
@@ -128,6 +128,7 @@ class IncrementalSite:
         self._old_lines: set[bytes] | None = None
         self._lines: tuple[ox.Store, set[bytes]] | None = None
         self._views: dict[str, tuple[str, object]] = {}  # view name -> (what it was run from, result)
+        self._encoded: dict[int, tuple[object, tuple]] = {}  # id of a kept result -> (it, its record)
         self.page_keys = PageKeys()  # the listing, view and other pages: what they were made from
         self._files: dict[str, tuple[str, dict[str, tuple[int, ...]]]] = {}  # file -> (bytes key, subject -> lines)
         try:
@@ -217,10 +218,28 @@ class IncrementalSite:
         if self._old is None:
             return None
         kept = self._old.get("views", {}).get(name)
-        return kept[1] if kept is not None and kept[0] == key else None
+        if kept is None or kept[0] != key:
+            return None
+        try:
+            result = decode_result(kept[1])
+        except Exception:  # noqa: BLE001 - an unreadable record: run the view
+            log.debug("view %s: the kept rows cannot be read", name, exc_info=True)
+            return None
+        self._encoded[id(result)] = (result, kept[1])
+        return result
 
     def remember_view(self, name: str, key: str, result) -> None:
         self._views[name] = (key, result)
+
+    def _views_record(self) -> dict[str, tuple[str, tuple]]:
+        """The views' rows as plain data (a kept result as it was read, without encoding it again)."""
+        record = {}
+        for name, (key, result) in self._views.items():
+            kept = self._encoded.get(id(result))
+            encoded = kept[1] if kept is not None and kept[0] is result else encode_result(result)
+            if encoded is not None:
+                record[name] = (key, encoded)
+        return record
 
     def _lines_of(self, store: ox.Store, extra: Sequence[ox.Quad] = ()) -> set[bytes]:
         """The N-Triples lines of ``store`` (plus ``extra``), remembered for that store object:
@@ -239,7 +258,7 @@ class IncrementalSite:
         fingerprint = global_fingerprint(self.project, self.date, self.endpoint, glossary)
         lines = self._lines_of(model.data.store)
         state = {"format": CACHE_FORMAT, "fingerprint": fingerprint, "paths": dict(model.paths),
-                 "locations": _locations(model), "views": self._views}
+                 "locations": _locations(model)}
         self._pending = (state, lines)
         try:
             only = self._plan(model, state, lines)
@@ -282,7 +301,8 @@ class IncrementalSite:
             return
         state, lines = self._pending
         info = os.stat(out)
-        state = dict(state, output=[info.st_dev, info.st_ino], pages=self.page_keys.new, files=self._files)
+        state = dict(state, output=[info.st_dev, info.st_ino], pages=self.page_keys.new, files=self._files,
+                     views=self._views_record())
         self.cache.mkdir(parents=True, exist_ok=True)
         # the triples first: the record (state.pickle) only ever describes a complete cache
         for name, data in (("triples.nt", b"\n".join(sorted(lines)) + b"\n"), ("state.pickle", pickle.dumps(state, protocol=5))):
@@ -296,6 +316,73 @@ class IncrementalSite:
                 (self.cache / name).unlink()
             except FileNotFoundError:
                 pass
+
+
+def encode_result(result) -> tuple | None:
+    """A view's ``Result`` as plain data: (variables, rows), a term as its IRI (a str) or a tuple
+    (``"@"``, text, language), (``"^"``, text, datatype), (``"_"``, blank node id). Pickled,
+    it is written and read several times faster than pyoxigraph terms. None for any other term."""
+    NamedNode, Literal, BlankNode = ox.NamedNode, ox.Literal, ox.BlankNode
+
+    def term(t):
+        kind = type(t)
+        if kind is NamedNode:
+            return t.value
+        if t is None:
+            return None
+        if kind is Literal:
+            if t.direction is not None:
+                raise TypeError("a literal with a base direction")
+            if t.language is not None:
+                return ("@", t.value, t.language)
+            return ("^", t.value, t.datatype.value)
+        if kind is BlankNode:
+            return ("_", t.value)
+        raise TypeError(f"a {kind.__name__} in a view's rows")
+
+    try:
+        return list(result.variables), [tuple(map(term, row)) for row in result.rows]
+    except TypeError as exc:
+        log.debug("view rows not kept: %s", exc)
+        return None
+
+
+def decode_result(encoded: tuple):
+    """The ``views.Result`` that ``encode_result`` gave ``encoded`` for (equal terms are made once)."""
+    from .views import Result
+
+    variables, rows = encoded
+    NamedNode, Literal, BlankNode = ox.NamedNode, ox.Literal, ox.BlankNode
+    nodes: dict[str, ox.NamedNode] = {}
+    others: dict[tuple, object] = {}
+
+    def node(iri: str) -> ox.NamedNode:
+        made = nodes.get(iri)
+        if made is None:
+            made = nodes[iri] = NamedNode(iri)
+        return made
+
+    def term(c):
+        if c is None:
+            return None
+        if type(c) is str:
+            made = nodes.get(c)
+            return made if made is not None else node(c)
+        made = others.get(c)
+        if made is None:
+            kind = c[0]
+            if kind == "@":
+                made = Literal(c[1], language=c[2])
+            elif kind == "^":
+                made = Literal(c[1], datatype=node(c[2]))
+            elif kind == "_":
+                made = BlankNode(c[1])
+            else:
+                raise ValueError(f"unknown term kind {kind!r}")
+            others[c] = made
+        return made
+
+    return Result(list(variables), [tuple(map(term, row)) for row in rows])
 
 
 def affected_by(model, delta: Iterable[bytes]) -> set[str]:
