@@ -305,7 +305,7 @@ class IncrementalSite:
                      views=self._views_record())
         self.cache.mkdir(parents=True, exist_ok=True)
         # the triples first: the record (state.pickle) only ever describes a complete cache
-        for name, data in (("triples.nt", b"\n".join(sorted(lines)) + b"\n"), ("state.pickle", pickle.dumps(state, protocol=5))):
+        for name, data in (("triples.nt", b"\n".join(lines) + b"\n"), ("state.pickle", pickle.dumps(state, protocol=5))):
             tmp = self.cache / f".{name}.tmp-{os.getpid()}"
             tmp.write_bytes(data)
             tmp.replace(self.cache / name)

@@ -427,6 +427,7 @@ class Model:
         self._term_labels: dict[str, str] = {}
         self._type_labels: dict[str, str] = {}
         self._contexts: dict[str, str | None] = {}
+        self._date_values: dict[str, str] = {}
         self.paths: dict[str, str] = {}
         self._assign_paths()
 
@@ -602,6 +603,12 @@ class Model:
         return None
 
     def date_of(self, iri: str) -> str:
+        found = self._date_values.get(iri)
+        if found is None:
+            found = self._date_values[iri] = self._date_of(iri)
+        return found
+
+    def _date_of(self, iri: str) -> str:
         for p in (DCTERMS + "date", SCHEMA + "startDate", DCTERMS + "issued", SCHEMA + "foundingDate", PROV + "startedAtTime"):
             v = self.literal(iri, p)
             if v:
