@@ -118,6 +118,7 @@ def test_incremental_build_equals_full_build(tree: Path, tmp_path: Path, run_emk
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     caplog.set_level(logging.INFO, logger="emkg.incremental")
     caplog.set_level(logging.INFO, logger="emkg.site")
+    monkeypatch.setattr("emkg.site.LINK_IN_CHILD", 1)  # the unchanged pages are linked by a child process
     out = tmp_path / "out"
     code, _out, err = run_emkg("build", "--out", out, root=tree)
     assert code == 0, err
@@ -245,3 +246,21 @@ def test_view_rows_are_kept_as_plain_data() -> None:
     assert [type(t) for row in back.rows for t in row] == [type(t) for row in rows for t in row]
     triple = ox.Triple(ox.NamedNode("https://example.org/a"), ox.NamedNode("https://example.org/p"), ox.Literal("o"))
     assert encode_result(Result(["t"], [(triple,)])) is None  # not kept: the view runs again next time
+
+
+@pytest.mark.parametrize("in_child", [False, True])
+def test_a_page_missing_from_the_previous_output_is_rendered(tree: Path, tmp_path: Path, run_emkg, caplog, monkeypatch,
+                                                            in_child: bool) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    monkeypatch.setattr("emkg.site.LINK_IN_CHILD", 1 if in_child else 10**9)
+    caplog.set_level(logging.INFO, logger="emkg")
+    out = tmp_path / "out"
+    assert run_emkg("build", "--out", out, root=tree)[0] == 0
+    page = sorted((out / "id").rglob("index.jsonld"))[0]
+    whole = _files(out)
+    page.unlink()
+    caplog.clear()
+    assert run_emkg("build", "--out", out, root=tree)[0] == 0
+    assert _rendered(caplog)[0] == 0
+    assert any("1 resource pages missing from the previous output" in r.getMessage() for r in caplog.records)
+    assert _files(out) == whole

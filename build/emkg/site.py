@@ -50,6 +50,7 @@ import pyoxigraph as ox
 from markupsafe import Markup, escape
 
 from . import dumps as D
+from . import linktree
 from .project import Project
 
 log = logging.getLogger(__name__)
@@ -1565,16 +1566,41 @@ def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes
             shutil.copyfile(item, static_out / item.name)
             stats.files += 1
 
-    # resource pages (an incremental build renders only ``only`` and links the rest from ``reuse``)
+    # resource pages (an incremental build renders only ``only`` and links the rest from ``reuse``,
+    # in a child process while this one renders)
     iris = sorted(model.paths)
     only, reuse = select(model, pages) if select is not None else (None, None)
-    if only is not None and reuse is not None:
-        missing = set(_link_resources(model, (iri for iri in iris if iri not in only), reuse, out_dir))
-        if missing:
-            log.info("site: %d resource pages missing from the previous output: rendered", len(missing))
-        iris = [iri for iri in iris if iri in only or iri in missing]
-        stats.reused = len(model.paths) - len(iris)
+    linker: _Linker | None = None
     _STATE.update(pages=pages, chrome=chrome, out_dir=out_dir)
+    try:
+        if only is not None and reuse is not None:
+            kept = [iri for iri in iris if iri not in only]
+            linker = _Linker(model, kept, reuse, out_dir, background=jobs != 1)
+            stats.reused = len(kept)
+            iris = [iri for iri in iris if iri in only]
+        total = _render_pages(pages, data, chrome, out_dir, stats, tick, page_keys, reuse, iris, jobs)
+        if linker is not None:
+            missing = linker.finish()
+            if missing:
+                log.info("site: %d resource pages missing from the previous output: rendered", len(missing))
+                stats.reused -= len(missing)
+                _render_resources(missing)
+                total += len(missing)
+    finally:
+        if linker is not None:
+            linker.stop()
+        _STATE.clear()
+    stats.resource_pages = total + stats.reused
+    stats.pages += total + stats.reused
+    stats.files += stats.pages + 2 * (total + stats.reused)
+    return stats
+
+
+def _render_pages(pages: Pages, data: SiteInput, chrome: Chrome, out_dir: Path, stats: SiteStats,
+                  tick: Callable[[str, int, int], None], page_keys: PageKeys | None, reuse: Path | None,
+                  iris: Sequence[str], jobs: int) -> int:
+    """The resource pages ``iris`` (by a pool of processes when they are many) and the special
+    pages (meanwhile, in this process); how many resource pages."""
     workers = jobs if jobs and jobs > 0 else (os.cpu_count() or 1)
     done = 0
     total = len(iris)
@@ -1596,11 +1622,7 @@ def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes
         for batch in batches:
             done += _render_resources(batch)
             tick("resource pages", done, total)
-    _STATE.clear()
-    stats.resource_pages = total + stats.reused
-    stats.pages += total + stats.reused
-    stats.files += stats.pages + 2 * (total + stats.reused)
-    return stats
+    return total
 
 
 def _write_special_pages(pages: Pages, data: SiteInput, chrome: Chrome, out_dir: Path, stats: SiteStats,
@@ -1637,75 +1659,65 @@ def _write_special_pages(pages: Pages, data: SiteInput, chrome: Chrome, out_dir:
                  stats.reused_files, len(special) + 3)
 
 
-RESOURCE_FILES = ("index.html", "index.ttl", "index.jsonld")
+RESOURCE_FILES = linktree.RESOURCE_FILES
 
 
-def _link_or_copy(src: str, dst: str) -> None:
-    """Hard-link ``src`` at ``dst``, or copy it into a new file where it cannot be linked (another
-    file system, too many links). FileNotFoundError if ``src`` is not there. A name already at
-    ``dst`` is replaced, never written through."""
-    try:
-        os.link(src, dst)
-        return
-    except FileExistsError:
-        os.unlink(dst)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        log.debug("cannot link %s (%s): copying it", src, exc)
-    try:
-        os.link(src, dst)
-    except FileNotFoundError:
-        raise
-    except OSError:
-        if os.path.lexists(dst):
-            os.unlink(dst)
-        shutil.copyfile(src, dst)
+LINK_IN_CHILD = 2000  # unchanged resource pages: from this many, linked by a child process
 
 
-def _link_resources(m: Model, iris: Iterable[str], previous: Path, out_dir: Path) -> list[str]:
-    """Hard-link the three files of each resource page from the previous build into ``out_dir``;
-    the IRIs whose files are not all there (to be rendered after all).
+class _Linker:
+    """Links the unchanged resource pages from the previous build (``linktree``): in a child
+    process when they are many (``background``), while this process renders; else here."""
 
-    Only files this build never writes are linked (and ``_write_file`` never writes through a
-    link), so the previous output is never modified. Plain ``str`` paths, and each folder made
-    once: an incremental build links tens of thousands of files."""
-    src_root, dst_root = os.fspath(previous), os.fspath(out_dir)
-    made: set[str] = set()
-    link = os.link
-    missing: list[str] = []
-
-    def make(folder: str) -> None:
-        parent = folder.rpartition("/")[0]
-        if parent and parent not in made:
-            make(parent)
-        try:
-            os.mkdir(f"{dst_root}/{folder}")
-        except FileExistsError:
-            pass
-        made.add(folder)
-
-    for iri in iris:
-        folder = m.paths[iri].rpartition("/")[0]
-        if folder not in made:
+    def __init__(self, m: Model, iris: Sequence[str], previous: Path, out_dir: Path, background: bool) -> None:
+        self.src, self.dst = os.fspath(previous), os.fspath(out_dir)
+        self.by_folder: dict[str, str] = {}
+        for iri in iris:
+            folder = m.paths[iri].rpartition("/")[0]
             safe_join(out_dir, folder)  # the check only: page paths never leave the output
-            make(folder)
-        src, dst = f"{src_root}/{folder}/", f"{dst_root}/{folder}/"
-        linked: list[str] = []
-        try:
-            for name in RESOURCE_FILES:
-                try:
-                    link(src + name, dst + name)
-                except FileNotFoundError:
-                    raise
-                except OSError:
-                    _link_or_copy(src + name, dst + name)
-                linked.append(dst + name)
-        except FileNotFoundError:
-            for path in linked:
-                os.unlink(path)
-            missing.append(iri)
-    return missing
+            self.by_folder[folder] = iri
+        self.child: Any = None
+        self.missing: list[str] | None = None
+        if background and len(iris) >= LINK_IN_CHILD:
+            import subprocess
+            import sys
+
+            try:
+                self.child = subprocess.Popen(
+                    [sys.executable, "-I", "-S", str(Path(__file__).with_name("linktree.py")), self.src, self.dst],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                self.child.stdin.write(os.fsencode("\0".join(self.by_folder)))
+                self.child.stdin.close()
+            except OSError as exc:
+                log.debug("site: linking here (no child process: %s)", exc)
+                self.stop()
+        if self.child is None:
+            self.missing = linktree.link_folders(self.src, self.dst, self.by_folder)
+
+    def finish(self) -> list[str]:
+        """The IRIs whose files were not all in the previous output (to render after all)."""
+        if self.missing is None:
+            child, self.child = self.child, None
+            with child.stdout, child.stderr:
+                out, err = child.stdout.read(), child.stderr.read()  # stdout at its end; stderr only on a failure
+            child.wait()
+            if child.returncode == 0:
+                self.missing = [f for f in os.fsdecode(out).split("\0") if f]
+            else:
+                log.debug("site: the linking process failed (%s): linking here", err.decode("utf-8", "replace")[-500:])
+                self.missing = linktree.link_folders(self.src, self.dst, self.by_folder)
+        return [self.by_folder[f] for f in self.missing]
+
+    def stop(self) -> None:
+        """End the child process, if it still runs (the build failed)."""
+        child, self.child = self.child, None
+        if child is not None:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+            for pipe in (child.stdin, child.stdout, child.stderr):
+                if pipe is not None:
+                    pipe.close()
 
 
 def _link_file(previous: Path, out_dir: Path, rel: str) -> bool:
@@ -1713,7 +1725,7 @@ def _link_file(previous: Path, out_dir: Path, rel: str) -> bool:
     dst = safe_join(out_dir, rel)
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
-        _link_or_copy(os.fspath(safe_join(previous, rel)), os.fspath(dst))
+        linktree.link_or_copy(os.fspath(safe_join(previous, rel)), os.fspath(dst))
     except FileNotFoundError:
         return False
     return True
