@@ -1,21 +1,31 @@
-"""Incremental site builds: re-render only the resource pages a change can touch.
+"""Incremental site builds: re-render only the pages a change can touch.
 
 ``emkg build`` always loads, validates, and writes the dumps and views from the whole graph (they
 are whole-graph products, and validation must see every triple). The site is different: a resource
 page is a function of a small part of the graph, so after a build the cache in
 ``.cache/build/<output>/`` remembers what the pages were made from:
 
-* ``state.pickle``: the *global* fingerprint (below), the page path and the recorded ``file:line``
-  of every resource, and which folder (device, inode) the output it describes is;
+* ``state.pickle`` (plain data only, so that it loads fast): the *global* fingerprint (below), the
+  page path and the recorded ``file:line`` of every resource; per source file, a key of its bytes
+  and the lines of its subjects (``locations``: an unchanged file's ``file:line`` are taken from
+  here, so the line index of every statement is never merged for the site); the key of every
+  listing, view and other page (``site.PageKeys``); each view's rows (as plain data,
+  ``encode_result``) and what it was run from (for ``publish.run_views``); and which folder
+  (device, inode) the output it describes is;
 * ``triples.nt``: every triple the site was rendered from (ontology, data, dataset description).
 
 The next build reads the record and removes it (it is written again once the new output is in
 place, so an interrupted build leaves none), then compares. If the global fingerprint differs, the
 record is missing or unreadable, a resource changed its page path, the output folder is gone or is
 not the one recorded, the build has ``--no-site``, or ``--full`` is given, every page is rendered.
-Otherwise only the pages in the *affected set* are rendered; every other resource's three files (``index.html``, ``index.ttl``, ``index.jsonld``) are hard-linked from the previous
-output (never written to, so the previous output stays intact until the atomic swap). Listing
-pages, views pages, the quality page, the search index and the static files are always rebuilt.
+Otherwise only the resource pages in the *affected set* are rendered; every other resource's three
+files (``index.html``, ``index.ttl``, ``index.jsonld``) are hard-linked from the previous output
+(``linktree.py``, by a child process while the main process renders, at scale). The listing,
+view, quality, search and other pages and the search index are keyed by what they are made from
+(``site.content_key``: a hash of the page's context, plain data; the templates and the frame are
+in the global fingerprint): one whose key is the last build's is linked too, the others rendered.
+A page missing from the previous output is rendered. Nothing is ever written through a link: the
+previous output stays intact until the atomic swap. The static files are always copied.
 
 Global fingerprint (a change re-renders everything): the emkg version and the source of
 ``site.py``, ``dumps.py``, ``incremental.py`` and the templates; the base IRI; the build date and
@@ -39,7 +49,8 @@ resource page shows (``site.Pages.resource``), and so what it depends on:
    Δ by following ``org:subOrganizationOf``, ``org:postIn`` and ``org:holds`` (to any depth).
 
 ``tests/test_incremental.py`` builds a tree, edits it in each of these ways, and checks the
-incremental output is byte for byte the full build's.
+incremental output is byte for byte the full build's, that listing pages are both reused and
+re-rendered, and that no build writes into the previous output.
 """
 
 from __future__ import annotations
