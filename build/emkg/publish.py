@@ -189,32 +189,15 @@ def _swap(tmp: Path, out: Path) -> None:
 
 def _remove_later(path: Path) -> None:
     """Delete the previous output in a detached process: the new one is already in place, and a
-    national site takes seconds to delete. The folder is renamed after that process
-    (``.NAME.old-PID``), so that a next build leaves it alone while it deletes it rather than
-    deleting it too (``_clean_leftovers``). (If it is killed, the next build removes what is left;
-    if no process can be started, it is deleted here.)"""
-    code = ("import os, shutil, sys\n"
-            "path = os.fsdecode(sys.stdin.buffer.read())\n"
-            "if path:\n    shutil.rmtree(path, ignore_errors=True)\n")
+    national site takes seconds to delete. (If it is killed, the next build removes what is left,
+    see ``_clean_leftovers``; if no process can be started, it is deleted here.)"""
+    code = "import shutil, sys; shutil.rmtree(sys.argv[1], ignore_errors=True)"
     try:
-        child = subprocess.Popen([sys.executable, "-c", code], start_new_session=True, close_fds=True,
-                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.Popen([sys.executable, "-c", code, str(path)], start_new_session=True, close_fds=True,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     except OSError as exc:
         log.debug("deleting %s here: %s", path, exc)
         shutil.rmtree(path, ignore_errors=True)
-        return
-    target = path.with_name(re.sub(r"\.old-\d+(?:-\d+)?$", f".old-{child.pid}", path.name))
-    try:
-        os.rename(path, target)
-    except OSError:  # a leftover of that name: the next build removes it
-        target = path
-    try:
-        assert child.stdin is not None
-        child.stdin.write(os.fsencode(target))
-        child.stdin.close()
-    except OSError as exc:
-        log.debug("deleting %s here: %s", target, exc)
-        shutil.rmtree(target, ignore_errors=True)
 
 
 class _Terminated(KeyboardInterrupt):
