@@ -186,7 +186,7 @@ class IncrementalSite:
         old = self._old.get("files", {}) if self._old is not None and not self.full else {}
         files = [f for f in graph.files if f.problem is None]
         code = code_fingerprint("load", "incremental")
-        keys = {f.name: f"{code}\0{f.digest}\0{f.rebase_to}" for f in files}
+        keys = {f.name: f"{code}\0{f.digest}\0{f.rebase_to}\0{os.path.abspath(f.path)}" for f in files}  # (relative IRIs)
         fresh = [f for f in files if old.get(f.name, ("",))[0] != keys[f.name]]
         if graph.has_index or len(fresh) * 4 > len(files):
             index = graph.index  # scans the files in parallel; fills each file's index
