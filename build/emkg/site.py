@@ -24,7 +24,11 @@ The fragments a resource page repeats dozens of times (values, the property tabl
 provenance) are written by the "HTML fragments" functions below, exactly as the macros of
 ``macros.html`` that expose them; every page's header and footer are rendered once per place.
 Big graphs are rendered by a pool of processes over batches of pages (``jobs``), while the main
-process writes the listing pages.
+process writes the listing pages. An incremental build (``incremental.py``) renders only the
+resource pages a change can touch and hard-links the others from the previous output
+(``linktree.py``, in a child process at scale); the listing and other pages are keyed by their
+context (``content_key``) and linked when it is the last build's. Every file is written as a new
+file, never through a link.
 """
 
 from __future__ import annotations
