@@ -264,3 +264,24 @@ def test_a_page_missing_from_the_previous_output_is_rendered(tree: Path, tmp_pat
     assert _rendered(caplog)[0] == 0
     assert any("1 resource pages missing from the previous output" in r.getMessage() for r in caplog.records)
     assert _files(out) == whole
+
+
+def test_a_violation_found_alongside_the_dumps_publishes_nothing(tree: Path, tmp_path: Path, run_emkg, caplog,
+                                                                  monkeypatch) -> None:
+    """After an edit the validation runs in a thread alongside the dumps and views; when it finds
+    a violation the build stops with exit 1 and the report, and the previous output stays as it was."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    root = tmp_path / "tree"
+    shutil.copytree(tree, root, ignore=shutil.ignore_patterns(".cache"))
+    out = tmp_path / "out"
+    code, _out, err = run_emkg("build", "--out", out, root=root)
+    assert code == 0, err
+    before = _files(out)
+    _sub(_first_update(root), "dcterms:isPartOf ", "dcterms:isPartOf <https://w3id.org/emkg/id/update/nowhere> , ")
+    code, report, err = run_emkg("build", "--out", out, root=root)
+    assert "alongside the dumps and views" in err  # the validation ran in the background
+    assert code == 1, err
+    assert "the data does not conform: nothing was published" in err
+    assert "violation" in report and "update:nowhere" in report
+    assert _files(out) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.tmp-")], "the temporary folder is removed"

@@ -1,8 +1,10 @@
 """``emkg build``: validate, then write the dumps, the views and the site; swap the output in atomically.
 
 Steps: load → validate (the same report as ``emkg validate``; any violation, syntax error or
-project error stops the build, exit 1/2, before anything is written) → dumps (``dumps.py``) →
-views (``views/NAME.csv`` and ``views/NAME.json``) → site (``site.py``) → swap.
+project error stops the build, exit 1/2, and nothing is published) → dumps (``dumps.py``) →
+views (``views/NAME.csv`` and ``views/NAME.json``) → site (``site.py``) → swap. When the output
+has a build record (an incremental build), the validation runs in a thread alongside the dumps
+and views, and the site waits for its report (``Validation``).
 
 Everything is written into a temporary folder beside the output (``.NAME.tmp-PID``); at the end
 the old output is renamed to ``.NAME.old-PID``, the new one renamed into place and the old one
@@ -25,6 +27,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -280,6 +283,71 @@ def _kept_view(project: Project, planner, changed: set[str] | None, name: str, k
     return kept
 
 
+# --- validation --------------------------------------------------------------------------------------
+
+class NotConforming(Exception):
+    """The build's validation found violations (or syntax or project errors): nothing is published."""
+
+    def __init__(self, report) -> None:
+        super().__init__(report.summary())
+        self.report = report
+
+
+class Validation:
+    """The validation a build depends on: the kept report when nothing changed, else a validation
+    run here or (``background``) in a thread while the dumps and views are written.
+
+    In the background the validation reads the store while the dumps and views read it too (reads
+    only: the store gains the dataset description only once the report is in, ``result``); no
+    process is forked while it runs (a child would inherit the thread's locks). Nothing is
+    published unless the report conforms: ``check`` raises ``NotConforming``."""
+
+    def __init__(self, project: Project, graph, shapes, background: bool = False) -> None:
+        from .validate import kept_report, validate_loaded
+
+        self.report = kept_report(project, graph, shapes)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        if self.report is not None:
+            return
+        if not background:
+            self.report = validate_loaded(project, graph, shapes, qc=True, reuse=True)
+            return
+
+        def run() -> None:
+            try:
+                self.report = validate_loaded(project, graph, shapes, qc=True, reuse=True)
+            except BaseException as exc:  # noqa: BLE001 - raised again in the main thread (result)
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name="emkg-validate", daemon=True)
+        self._thread.start()
+
+    def result(self):
+        """The report (waiting for the background validation); its errors are raised here."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            raise self._error
+        return self.report
+
+    def check(self):
+        """The report, if it conforms; else ``NotConforming``."""
+        report = self.result()
+        if not report.conforms():
+            raise NotConforming(report)
+        return report
+
+
+def _incremental_build(project: Project, out: Path) -> bool:
+    """Whether the output folder has a build record (so the build is likely incremental, and
+    validation is worth running alongside the dumps: a full build forks workers instead)."""
+    from .incremental import cache_dir
+
+    return (cache_dir(project, out) / "state.pickle").is_file()
+
+
 # --- the command ---------------------------------------------------------------------------------
 
 @dataclass
@@ -300,7 +368,7 @@ class BuildSummary:
 def run_build(project: Project, args) -> int:
     """``emkg build [--out DIR] [--no-site] [--full] [--jobs N]``."""
     from .load import load_graph, load_shapes
-    from .validate import render_report, validate_loaded
+    from .validate import render_report
 
     started = time.monotonic()
     progress = Progress()
@@ -312,19 +380,24 @@ def run_build(project: Project, args) -> int:
         raise UsageError(f"--jobs must be 0 (one per CPU) or more, not {jobs}")
     full = bool(getattr(args, "full", False))
 
+    site = not getattr(args, "no_site", False)
+
     progress.step("loading the sources")
     graph = load_graph(project)
     shapes = load_shapes(project)
-    progress.step(f"validating {len(graph):,} triples")
-    report = validate_loaded(project, graph, shapes, qc=True, reuse=True)
-    if not report.conforms():
+    background = site and not full and _incremental_build(project, out)
+    progress.step(f"validating {len(graph):,} triples" + (" (alongside the dumps and views)" if background else ""))
+    validation = Validation(project, graph, shapes, background=background)
+    try:
+        if validation.report is not None:
+            validation.check()
+        summary = publish(project, out, graph, shapes, validation, site=site,
+                          jobs=jobs, progress=progress, started=started, full=full)
+    except NotConforming as exc:
         progress.done("the data does not conform: nothing was published")
-        print(render_report(report, "text"))
-        return report.exit_code()
-
-    summary = publish(project, out, graph, shapes, report, site=not getattr(args, "no_site", False),
-                      jobs=jobs, progress=progress, started=started, full=full)
-    warnings = report.warnings
+        print(render_report(exc.report, "text"))
+        return exc.report.exit_code()
+    warnings = validation.result().warnings
     progress.done(summary.text(shown) + (f"; {warnings} validation warning{'s' if warnings != 1 else ''} (see quality/)"
                                          if warnings and summary.pages else ""))
     return EXIT_OK
@@ -354,7 +427,9 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
     """Write dumps, views and (``site``) the site for a validated graph into ``out``, atomically.
 
     ``out`` must have passed :func:`check_output`. The caller decides whether ``report`` allows
-    publishing (``run_build`` refuses any non-conforming report). The site is incremental
+    publishing (``run_build`` refuses any non-conforming report); a ``Validation`` still running
+    is waited for once the dumps and views are written, and ``NotConforming`` stops the build
+    there (the temporary folder is removed: nothing is published). The site is incremental
     (``incremental.py``: only the resource pages a change can touch are rendered, the others are
     hard-linked from the previous output) unless ``full``.
     """
@@ -392,6 +467,7 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
         if changed is not None and any(q in graph.store for q in described):
             changed = None  # the changed triples are told from the site's triples: sure only if they add to the graph
         views = run_views(project, graph.store, tmp / "views", planner if site else None, changed)
+        report = report.check() if isinstance(report, Validation) else report
         pages = 0
         if site:
             from .site import render_site

@@ -897,16 +897,35 @@ def validate_loaded(project: Project, graph: LoadedGraph, shapes: LoadedGraph, q
         raise UsageError(f"unknown SHACL engine {engine!r}; use one of {', '.join(ENGINES)}")
     started = time.perf_counter()
     key = _report_key(project, graph, shapes, qc, engine) if reuse else None
-    if key is not None:
-        kept = read_entry(_report_entry(project), key)
-        if isinstance(kept, Report):
-            log.info("validation: the sources are those last validated; the report is reused")
-            kept.seconds = time.perf_counter() - started
-            return kept
+    kept = _kept_report(project, key, started)
+    if kept is not None:
+        return kept
     report = _validate(project, graph, shapes, qc, engine, started, incremental=reuse and isinstance(engine, str))
     if key is not None:
         write_entry(_report_entry(project), key, report)
     return report
+
+
+def kept_report(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: bool = True,
+                engine: str | ShaclEngine | None = None) -> Report | None:
+    """The last validation's report when the sources, shapes, QC queries, engine and emkg itself are
+    those it was made from (what ``validate_loaded(..., reuse=True)`` returns at once); else None."""
+    engine = default_engine() if engine is None else engine
+    if isinstance(engine, str) and engine not in ENGINES:
+        return None
+    started = time.perf_counter()
+    return _kept_report(project, _report_key(project, graph, shapes, qc, engine), started)
+
+
+def _kept_report(project: Project, key: str | None, started: float) -> Report | None:
+    if key is None:
+        return None
+    kept = read_entry(_report_entry(project), key)
+    if not isinstance(kept, Report):
+        return None
+    log.info("validation: the sources are those last validated; the report is reused")
+    kept.seconds = time.perf_counter() - started
+    return kept
 
 
 def _report_entry(project: Project) -> Path:
