@@ -185,18 +185,3 @@ def test_the_reduced_shapes_target_only_the_groups_run() -> None:
     assert (ex.S1, SH.datatype, ex.dt) in reduced and (ex.S2, SH.nodeKind, SH.IRI) in reduced
     assert not set(reduced.triples((ex.Other, None, None)))
 
-
-def test_a_large_graph_is_validated_in_two_halves_with_the_same_report(faulty_tree: Path, tmp_path: Path, run_emkg,
-                                                                        caplog, monkeypatch) -> None:
-    """Above ``PARALLEL_SHACL_TRIPLES`` the shape groups run in two threads, each on the triples
-    its groups read; the report is the one a single whole run gives."""
-    from emkg import validate
-
-    root = tmp_path / "tree"
-    shutil.copytree(faulty_tree, root)
-    monkeypatch.setattr(validate, "PARALLEL_SHACL_TRIPLES", 0)
-    with caplog.at_level("DEBUG", logger="emkg"):
-        halves = _report(run_emkg, root)
-    assert caplog.text.count("SHACL engine: ") == 2
-    assert halves == _clean_report(run_emkg, root, monkeypatch)
-    assert halves["code"] == 1 and len(halves["results"]) >= 20

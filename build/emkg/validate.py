@@ -957,17 +957,12 @@ def _report_key(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: b
 
 @dataclass
 class _ShaclRun:
-    """One run of the SHACL engine: all shapes on the whole graph (``groups`` None), or some shape
-    groups on the triples they read."""
+    """One run of the SHACL engine: all shapes on the whole graph (``groups`` None), or (after an
+    edit) the shape groups to run again on the triples they read."""
 
     data: object
     shapes: rdflib.Graph
     groups: list | None = None
-
-
-# A graph this large has its shape groups validated in two halves, one per thread (each on the
-# triples its groups read): pyshacl-turbo runs without the GIL, so on two cores they overlap.
-PARALLEL_SHACL_TRIPLES = 300_000
 
 
 def _group_run(graph: LoadedGraph, shapes_graph: rdflib.Graph, groups: list, takes_store: bool) -> _ShaclRun:
@@ -988,13 +983,8 @@ def _plan_runs(graph: LoadedGraph, shapes_graph: rdflib.Graph, run, plan, previo
     """The engine's runs (none when no group needs to run again)."""
     takes_store = getattr(run, "accepts_store", False)
     whole = _ShaclRun(graph.store if takes_store else graph.to_rdflib(), shapes_graph)
-    if plan is None:
+    if plan is None or previous is None or changed is None:
         return [whole]
-    if previous is None or changed is None:
-        if not takes_store or len(graph.store) < PARALLEL_SHACL_TRIPLES or (os.cpu_count() or 1) < 2:
-            return [whole]
-        ordered = sorted(plan.groups.values(), key=lambda g: g.key)
-        return [_group_run(graph, shapes_graph, half, takes_store) for half in (ordered[0::2], ordered[1::2]) if half]
     again = [g for g in plan.groups.values()
              if g.reads is None or g.key not in previous.groups or previous.groups[g.key].blank or g.reads & changed]
     if len(again) == len(plan.groups):
@@ -1040,7 +1030,7 @@ def _validate(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: boo
     plan = None
     if shapes_graph is not None:
         run = ENGINES[engine] if isinstance(engine, str) else engine
-        if state_key is not None and (previous is not None and changed is not None or len(graph.store) >= PARALLEL_SHACL_TRIPLES):
+        if state_key is not None and previous is not None and changed is not None:
             plan = _shape_plan(shapes_graph, project, shapes)
         runs = _plan_runs(graph, shapes_graph, run, plan, previous, changed)
 
