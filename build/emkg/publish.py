@@ -3,8 +3,9 @@
 Steps: load → validate (the same report as ``emkg validate``; any violation, syntax error or
 project error stops the build, exit 1/2, and nothing is published) → dumps (``dumps.py``) →
 views (``views/NAME.csv`` and ``views/NAME.json``) → site (``site.py``) → swap. When the output
-has a build record (an incremental build), the validation runs in a thread alongside the dumps
-and views, and the site waits for its report (``Validation``).
+has a build record (an incremental build) and the graph is below
+``BACKGROUND_VALIDATION_TRIPLES``, the validation runs in a thread alongside the dumps and views,
+and the site waits for its report (``Validation``).
 
 Everything is written into a temporary folder beside the output (``.NAME.tmp-PID``); at the end
 the old output is renamed to ``.NAME.old-PID``, the new one renamed into place and the old one
@@ -340,6 +341,11 @@ class Validation:
         return report
 
 
+# Above this the validation runs before the dumps, not alongside them: at national scale the two
+# would hold their working memory at the same time (the build must stay under 4 GB at 1M triples).
+BACKGROUND_VALIDATION_TRIPLES = 400_000
+
+
 def _incremental_build(project: Project, out: Path) -> bool:
     """Whether the output folder has a build record (so the build is likely incremental, and
     validation is worth running alongside the dumps: a full build forks workers instead)."""
@@ -385,7 +391,7 @@ def run_build(project: Project, args) -> int:
     progress.step("loading the sources")
     graph = load_graph(project)
     shapes = load_shapes(project)
-    background = site and not full and _incremental_build(project, out)
+    background = site and not full and len(graph) < BACKGROUND_VALIDATION_TRIPLES and _incremental_build(project, out)
     progress.step(f"validating {len(graph):,} triples" + (" (alongside the dumps and views)" if background else ""))
     validation = Validation(project, graph, shapes, background=background)
     try:
