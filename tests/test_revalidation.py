@@ -19,6 +19,12 @@ SIZE = 2500
 FAULTS = 40
 
 
+@pytest.fixture(autouse=True)
+def _small_graphs_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test trees are small: validate them incrementally all the same."""
+    monkeypatch.setattr("emkg.validate.INCREMENTAL_TRIPLES", 0)
+
+
 @pytest.fixture(scope="module")
 def faulty_tree(tmp_path_factory: pytest.TempPathFactory, request) -> Path:
     from emkg.synth import generate_tree
@@ -112,6 +118,20 @@ def test_a_text_edit_runs_only_the_groups_that_read_it(faulty_tree: Path, tmp_pa
     assert ran, caplog.text
     assert int(ran.group(1)) <= 3 < int(ran.group(2))
     assert int(ran.group(3)) < int(ran.group(4))
+
+
+def test_small_graphs_validate_whole(faulty_tree: Path, tmp_path: Path, run_emkg, caplog, monkeypatch) -> None:
+    """Below ``INCREMENTAL_TRIPLES`` nothing is kept for incremental validation (no shape analysis)."""
+    monkeypatch.setattr("emkg.validate.INCREMENTAL_TRIPLES", 10**9)
+    root = tmp_path / "tree"
+    shutil.copytree(faulty_tree, root)
+    _report(run_emkg, root)
+    EDITS["section text"](root)
+    with caplog.at_level("INFO", logger="emkg"):
+        again = _report(run_emkg, root)
+    assert "shape groups run again" not in caplog.text
+    assert not (root / ".cache" / "validate" / "state.pickle").exists()
+    assert again == _clean_report(run_emkg, root, monkeypatch)
 
 
 def test_missing_copies_mean_a_whole_validation(faulty_tree: Path, tmp_path: Path, run_emkg, caplog, monkeypatch) -> None:

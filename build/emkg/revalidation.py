@@ -1,5 +1,8 @@
 """Incremental validation: what changed since the last validation, and its results to keep.
 
+For graphs of ``validate.INCREMENTAL_TRIPLES`` or more (a smaller one validates whole in about a
+second).
+
 After ``emkg validate`` (or ``emkg build``) the work cache holds, in ``.cache/validate/``:
 
 * ``state.pickle``: under a key of everything but the data (emkg's code, the engine, the shapes,

@@ -955,6 +955,11 @@ def _report_key(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: b
     return digest.hexdigest()
 
 
+# Below this a graph validates whole in about a second: keeping results for incremental validation
+# (and analysing which predicates each shape reads, a few seconds the first time) does not pay.
+INCREMENTAL_TRIPLES = 50_000
+
+
 @dataclass
 class _ShaclRun:
     """One run of the SHACL engine: all shapes on the whole graph (``groups`` None), or (after an
@@ -1014,6 +1019,7 @@ def _validate(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: boo
     short = Shortener(prefixes)
     locator = Locator(graph)
 
+    incremental = incremental and len(graph) >= INCREMENTAL_TRIPLES
     state_key = revalidation.static_key(project, shapes, qc, engine, prefixes) if incremental else None
     previous = revalidation.read_state(project, state_key)
     changed = revalidation.changed_predicates(project, previous, graph)
