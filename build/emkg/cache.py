@@ -45,6 +45,17 @@ def code_fingerprint(*modules: str) -> str:
     return digest.hexdigest()
 
 
+def hash_files(digest, paths) -> bool:
+    """Add each file's name and bytes to ``digest`` (a hashlib object), in name order; False if a
+    file cannot be read (the key cannot be told)."""
+    for path in sorted(paths):
+        try:
+            digest.update(path.name.encode("utf-8") + b"\0" + path.read_bytes() + b"\0")
+        except OSError:
+            return False
+    return True
+
+
 def read_entry(path: Path, key: str) -> Any | None:
     """The value stored at ``path`` under ``key``; None on any miss."""
     if not enabled():

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
-from .cache import cache_root, code_fingerprint, enabled, read_entry, write_entry
+from .cache import cache_root, code_fingerprint, enabled, hash_files, read_entry, write_entry
 from .project import DEFAULT_BASE_IRI, Project
 
 log = logging.getLogger(__name__)
@@ -74,13 +74,8 @@ def static_key(project: Project, shapes, qc: bool, engine: str, prefixes: dict[s
         if parsed.problem is None and not parsed.digest:
             return None
         digest.update(f"\0{parsed.name}\0{parsed.digest}".encode("utf-8"))
-    if qc:
-        folder = project.qc_dir
-        for path in sorted(folder.glob("*.rq")) if folder.is_dir() else []:
-            try:
-                digest.update(path.name.encode("utf-8") + b"\0" + path.read_bytes() + b"\0")
-            except OSError:
-                return None
+    if qc and not hash_files(digest, project.qc_dir.glob("*.rq") if project.qc_dir.is_dir() else []):
+        return None
     return digest.hexdigest()
 
 

@@ -26,7 +26,7 @@ import pyoxigraph as ox
 import rdflib
 from rdflib.namespace import RDF, SH
 
-from .cache import cache_root, code_fingerprint, read_entry, write_entry
+from .cache import cache_root, code_fingerprint, hash_files, read_entry, write_entry
 from .errors import EXIT_DATA, EXIT_OK, EXIT_USAGE, UsageError
 from .load import LoadedGraph, Location, SourceIndex, SyntaxProblem, literal_key, load_graph, load_shapes
 from .project import Project
@@ -945,13 +945,8 @@ def _report_key(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: b
                 return None
             digest.update(f"{parsed.name}\0{parsed.digest}\0{parsed.problem}\0".encode("utf-8"))
         digest.update(b"\1")
-    if qc:
-        folder = project.qc_dir
-        for path in sorted(folder.glob("*.rq")) if folder.is_dir() else []:
-            try:
-                digest.update(path.name.encode("utf-8") + b"\0" + path.read_bytes() + b"\0")
-            except OSError:
-                return None
+    if qc and not hash_files(digest, project.qc_dir.glob("*.rq") if project.qc_dir.is_dir() else []):
+        return None
     return digest.hexdigest()
 
 
