@@ -397,7 +397,7 @@ def load_files(paths: Iterable[Path], project: Project, *, use_cache: bool = Tru
             parsed.quads = []
         if rebase:
             parsed.rebase_to = project.base_iri
-            parsed.prefixes = {k: _rebase_str(v, project.base_iri) for k, v in parsed.prefixes.items()}
+            parsed.prefixes = {k: rebase_iri(v, project.base_iri) for k, v in parsed.prefixes.items()}
         for key, value in parsed.prefixes.items():
             prefixes.setdefault(key, value)
     log.debug("loaded %d triples from %d files", len(store), len(files))
@@ -415,15 +415,15 @@ def load_shapes(project: Project) -> LoadedGraph:
 
 # --- base IRI ----------------------------------------------------------------------------------
 
-def _rebase_str(iri: str, base: str) -> str:
+def rebase_iri(iri: str, base: str) -> str:
     return base + iri[len(DEFAULT_BASE_IRI):] if iri.startswith(DEFAULT_BASE_IRI) else iri
 
 
 def _rebase_term(term, base: str):
     if isinstance(term, ox.NamedNode):
-        return ox.NamedNode(_rebase_str(term.value, base))
+        return ox.NamedNode(rebase_iri(term.value, base))
     if isinstance(term, ox.Literal) and term.datatype.value == "http://www.w3.org/2001/XMLSchema#anyURI":
-        return ox.Literal(_rebase_str(term.value, base), datatype=term.datatype)
+        return ox.Literal(rebase_iri(term.value, base), datatype=term.datatype)
     return term
 
 
@@ -434,11 +434,11 @@ def _rebase_triple(triple: ox.Triple, base: str) -> ox.Triple:
 def _rebase_index(index: SourceIndex, base: str) -> SourceIndex:
     out = SourceIndex()
     for s, locs in index.subjects.items():
-        out.subjects[_rebase_str(s, base)] = locs
+        out.subjects[rebase_iri(s, base)] = locs
     for (s, p), locs in index.statements.items():
-        out.statements[(_rebase_str(s, base), _rebase_str(p, base))] = locs
+        out.statements[(rebase_iri(s, base), rebase_iri(p, base))] = locs
     for (s, p, o), loc in index.objects.items():
-        out.objects[(_rebase_str(s, base), _rebase_str(p, base), _rebase_str(o, base))] = loc
+        out.objects[(rebase_iri(s, base), rebase_iri(p, base), rebase_iri(o, base))] = loc
     return out
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 import pyoxigraph as ox
 
 from .cache import cache_root, code_fingerprint, enabled, hash_files, read_entry, write_entry
+from .load import rebase_iri
 from .project import DEFAULT_BASE_IRI, Project
 
 log = logging.getLogger(__name__)
@@ -99,15 +100,15 @@ def changed_predicates(project: Project, state: State | None, graph) -> set[str]
         now, before = current.get(name), state.files.get(name)
         if now is not None and now.digest == before:
             continue
-        old_lines: set[str] = set()
+        old: set[ox.Triple] = set()
         if before is not None:
             copy = _sources(project) / before
             try:
-                old_lines = _lines(copy.read_bytes(), now.path if now is not None else copy)
+                old = _triples(copy.read_bytes(), now.path if now is not None else copy)
             except (OSError, SyntaxError, ValueError) as exc:
                 log.debug("incremental validation: no usable copy of %s (%s)", name, exc)
                 return None
-        new_lines: set[str] = set()
+        new: set[ox.Triple] = set()
         if now is not None:
             try:
                 data = now.path.read_bytes()
@@ -115,24 +116,16 @@ def changed_predicates(project: Project, state: State | None, graph) -> set[str]
                 return None
             if hashlib.sha256(data).hexdigest() != now.digest:
                 return None  # edited again since it was loaded
-            new_lines = _lines(data, now.path)
-        changed |= _predicates(old_lines ^ new_lines)
-    if project.base_iri != DEFAULT_BASE_IRI:
-        base = project.base_iri
-        changed = {base + p[len(DEFAULT_BASE_IRI):] if p.startswith(DEFAULT_BASE_IRI) else p for p in changed}
+            new = _triples(data, now.path)
+        changed |= {t.predicate.value for t in old ^ new}
+    if project.base_iri != DEFAULT_BASE_IRI:  # the loader rebases the IRIs it parses
+        changed = {rebase_iri(p, project.base_iri) for p in changed}
     return changed
 
 
-def _lines(data: bytes, path: Path) -> set[str]:
-    """The triples of a Turtle file's bytes as N-Triples lines, parsed as the loader parses them."""
-    return {str(q.triple) for q in ox.parse(data, format=ox.RdfFormat.TURTLE, base_iri=Path(os.path.abspath(path)).as_uri())}
-
-
-def _predicates(lines: set[str]) -> set[str]:
-    if not lines:
-        return set()
-    text = " .\n".join(lines) + " .\n"  # str(Triple) is an N-Triples line without its dot
-    return {t.predicate.value for t in ox.parse(text.encode("utf-8"), format=ox.RdfFormat.N_TRIPLES)}
+def _triples(data: bytes, path: Path) -> set[ox.Triple]:
+    """The triples of a Turtle file's bytes, parsed as the loader parses them (same base IRI)."""
+    return {q.triple for q in ox.parse(data, format=ox.RdfFormat.TURTLE, base_iri=path.resolve().as_uri())}
 
 
 def subgraph(store: ox.Store, predicates: frozenset[str] | set[str]) -> ox.Store:

@@ -979,22 +979,22 @@ def _group_run(graph: LoadedGraph, shapes_graph: rdflib.Graph, groups: list, tak
     return _ShaclRun(sub, shapedeps.reduced_shapes(shapes_graph, [r for g in groups for r in g.roots]), groups)
 
 
-def _plan_runs(graph: LoadedGraph, shapes_graph: rdflib.Graph, run, plan, previous, changed: set[str] | None) -> list[_ShaclRun]:
-    """The engine's runs (none when no group needs to run again)."""
+def _plan_run(graph: LoadedGraph, shapes_graph: rdflib.Graph, run, plan, previous, changed: set[str] | None) -> _ShaclRun | None:
+    """The engine's run: every shape on the whole graph, or (after an edit) the groups that read a
+    changed predicate; None when no group needs to run again."""
     takes_store = getattr(run, "accepts_store", False)
-    whole = _ShaclRun(graph.store if takes_store else graph.to_rdflib(), shapes_graph)
-    if plan is None or previous is None or changed is None:
-        return [whole]
-    again = [g for g in plan.groups.values()
-             if g.reads is None or g.key not in previous.groups or previous.groups[g.key].blank or g.reads & changed]
-    if len(again) == len(plan.groups):
-        return [whole]
+    again = None
+    if plan is not None and previous is not None and changed is not None:
+        again = [g for g in plan.groups.values()
+                 if g.reads is None or g.key not in previous.groups or previous.groups[g.key].blank or g.reads & changed]
+    if again is None or len(again) == len(plan.groups):
+        return _ShaclRun(graph.store if takes_store else graph.to_rdflib(), shapes_graph)
     if not again:
-        return []
+        return None
     one = _group_run(graph, shapes_graph, again, takes_store)
     log.info("validation: %d of %d shape groups run again, on %d of %d triples (the predicates they read)",
              len(again), len(plan.groups), len(one.data), len(graph.store))
-    return [one]
+    return one
 
 
 def _validate(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: bool, engine, started: float,
@@ -1024,18 +1024,18 @@ def _validate(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: boo
     # The SHACL engine runs in a thread while the QC queries run here: both spend their time in
     # native code (pyshacl-turbo, pyoxigraph) without the GIL, so on two cores they overlap.
     # The results are put together in the same order as if run one after the other.
-    threads: list[threading.Thread] = []
-    outcomes: list[dict] = []
+    engine_thread = None
+    outcome: dict = {}
     shapes_graph = shapes.to_rdflib() if len(shapes) else None
-    runs: list[_ShaclRun] = []
+    shacl: _ShaclRun | None = None
     plan = None
     if shapes_graph is not None:
         run = ENGINES[engine] if isinstance(engine, str) else engine
         if state_key is not None and previous is not None and changed is not None:
             plan = _shape_plan(shapes_graph, project, shapes)
-        runs = _plan_runs(graph, shapes_graph, run, plan, previous, changed)
+        shacl = _plan_run(graph, shapes_graph, run, plan, previous, changed)
 
-        def run_engine(shacl: _ShaclRun, outcome: dict) -> None:
+        def run_engine() -> None:
             began = time.perf_counter()
             try:
                 outcome["raw"] = run_shacl(shacl.data, shacl.shapes, run)
@@ -1044,13 +1044,11 @@ def _validate(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: boo
                 log.debug("SHACL engine failed", exc_info=True)
                 outcome["error"] = exc
 
-        for shacl in runs:
-            outcomes.append({})
-            if getattr(run, "accepts_store", False):
-                threads.append(threading.Thread(target=run_engine, args=(shacl, outcomes[-1]), name="emkg-shacl", daemon=True))
-                threads[-1].start()
-            else:  # rdflib-based engines hold the GIL: nothing to gain
-                run_engine(shacl, outcomes[-1])
+        if shacl is not None and getattr(run, "accepts_store", False):
+            engine_thread = threading.Thread(target=run_engine, name="emkg-shacl", daemon=True)
+            engine_thread.start()
+        elif shacl is not None:  # rdflib-based engines hold the GIL: nothing to gain
+            run_engine()
 
     qc_rows: list[tuple[Result, bool]] = []
     qc_errors: list[ProjectProblem] = []
@@ -1066,32 +1064,26 @@ def _validate(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: boo
     if state_key is not None and plan is None and shapes_graph is not None:
         plan = _shape_plan(shapes_graph, project, shapes)  # analysed while the engine runs, for the next time
 
-    for thread in threads:
-        thread.join()
+    if engine_thread is not None:
+        engine_thread.join()
     results: list[Result] = []
-    failed = [o["error"] for o in outcomes if "error" in o]
-    if failed:
-        exc = failed[0]
+    if "error" in outcome:
+        exc = outcome["error"]
         folder = project.relative(project.shapes_dir) + "/"
         report.errors.append(ProjectProblem(None, f"the SHACL shapes could not be run: {type(exc).__name__}: {' '.join(str(exc).split())}", file=folder))
         state = None
     elif shapes_graph is not None:
-        raw: list[ShaclResult] = []
-        pairs: list[tuple[Result, bool]] = []
-        for outcome in outcomes:
-            run_raw, results_graph = outcome["raw"]
-            made = _shacl_to_results(run_raw, results_graph, shapes_graph, _NOWHERE, short)
-            graphs = (shapes_graph, results_graph)
-            raw.extend(run_raw)
-            pairs.extend((r, _simple_path(x.path, graphs)[1]) for r, x in zip(made, run_raw))
-        # the groups that ran (None: all of them, in one whole run)
-        ran = None if any(r.groups is None for r in runs) else [g for r in runs for g in r.groups]
+        raw, results_graph = outcome.get("raw", ([], rdflib.Graph()))
+        made = _shacl_to_results(raw, results_graph, shapes_graph, _NOWHERE, short)
+        graphs = (shapes_graph, results_graph)
+        pairs = [(r, _simple_path(x.path, graphs)[1]) for r, x in zip(made, raw)]
+        ran = [] if shacl is None else shacl.groups  # the groups that ran (None: all, in a whole run)
         groups = _by_group(plan, raw, pairs, ran)
         if groups is None and ran is not None:
             log.info("validation: a result is not placed in a shape group; validating in full")
             return _validate(project, graph, shapes, qc, engine, started, incremental=False)
         kept_pairs: list[tuple] = []
-        if ran is not None and previous is not None:  # incremental: the other groups' results are last time's
+        if ran is not None:  # incremental: the other groups' results are last time's
             kept_pairs = [pair for key in plan.groups if key not in groups for pair in previous.groups[key].results]
         if state is not None and groups is not None:
             state.groups = {key: revalidation.kept(groups[key]) if key in groups else previous.groups[key]
@@ -1145,12 +1137,11 @@ def _run_or_keep_qc(check: QcCheck, graph: LoadedGraph, short: Shortener, projec
                     changed: set[str] | None, state) -> tuple[list[tuple[Result, bool]], ProjectProblem | None]:
     """A QC check's rows (located later): last time's when it reads no changed predicate."""
     from . import revalidation
+    from .querydeps import query_predicates
 
     key = f"{check.name}\0{hashlib.sha256(check.text.encode('utf-8')).hexdigest()}"
     last = previous.checks.get(key) if previous is not None else None
     if last is not None and changed is not None and not last.blank:
-        from .querydeps import query_predicates
-
         reads = query_predicates(check.text, project)
         if reads is not None and not reads & changed:
             if state is not None:
@@ -1159,8 +1150,6 @@ def _run_or_keep_qc(check: QcCheck, graph: LoadedGraph, short: Shortener, projec
     rows, problem = run_qc(check, graph, _NOWHERE, short)  # located once the engine is done
     pairs = [(r, False) for r in rows]
     if state is not None:
-        from .querydeps import query_predicates
-
         query_predicates(check.text, project)  # analysed now, for the next run
         state.checks[key] = revalidation.kept(pairs, problem)
     return pairs, problem
