@@ -695,6 +695,12 @@ def _examples(class_counts: list[tuple[str, int]], store: ox.Store, project: Pro
 
 # --- named graphs (TriG) -----------------------------------------------------------------------------
 
+def _document_graph(project: Project, value: str) -> str:
+    """The named graph of a source document (its IRI, or a blank node's N-Triples text)."""
+    local = value[len(project.base_iri):] if value.startswith(project.base_iri) else hashlib.sha256(value.encode()).hexdigest()[:16]
+    return graph_iri(project, local)
+
+
 def assign_graphs(project: Project, quads: Sequence[ox.Quad | ox.Triple], ontology_subjects: set[str],
                   description_subjects: set[str]) -> dict[Term, str]:
     """subject → named graph IRI, by the rule in the module docstring."""
@@ -727,9 +733,7 @@ def assign_graphs(project: Project, quads: Sequence[ox.Quad | ox.Triple], ontolo
             referrer[o] = s
 
     def doc_graph(doc: Term) -> str:
-        value = doc.value if isinstance(doc, ox.NamedNode) else nt(doc)
-        local = value[len(project.base_iri):] if value.startswith(project.base_iri) else hashlib.sha256(value.encode()).hexdigest()[:16]
-        return graph_iri(project, local)
+        return _document_graph(project, doc.value if isinstance(doc, ox.NamedNode) else nt(doc))
 
     def docs_of(target: Term) -> set[Term]:
         if target in docs:
@@ -1091,8 +1095,6 @@ class _DumpJob:
     def _ground_text(self, name: str) -> str:
         ground, prefixes, description = self.ground, self.prefixes, self.description
         assert ground is not None
-        if name == "emkg.nt":
-            return ground.data.decode("utf-8")
         if name not in ("emkg.ttl", "emkg.jsonld", "emkg.trig"):
             raise ValueError(f"unknown dump {name!r}")
         pieces = self._pieces(name)
@@ -1174,9 +1176,7 @@ class _DumpJob:
         ontology = ontology_subjects(project, self.graph)
 
         def doc_graph(doc: str) -> str:
-            value = doc[1:-1]
-            local = value[len(project.base_iri):] if value.startswith(project.base_iri) else hashlib.sha256(value.encode()).hexdigest()[:16]
-            return graph_iri(project, local)
+            return _document_graph(project, doc[1:-1])
 
         out = []
         for text, f in zip(subjects, facts):

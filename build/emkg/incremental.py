@@ -138,6 +138,7 @@ class IncrementalSite:
         self._old: dict | None = None
         self._old_lines: set[bytes] | None = None
         self._lines: tuple[ox.Store, set[bytes]] | None = None
+        self._delta_of: tuple[set[bytes], set[bytes]] | None = None
         self._views: dict[str, tuple[str, object]] = {}  # view name -> (what it was run from, result)
         self._encoded: dict[int, tuple[object, tuple]] = {}  # id of a kept result -> (it, its record)
         self.page_keys = PageKeys()  # the listing, view and other pages: what they were made from
@@ -222,7 +223,14 @@ class IncrementalSite:
             return None
         from .querydeps import predicates_of
 
-        return predicates_of(self._old_lines ^ lines)
+        return predicates_of(self._delta(lines))
+
+    def _delta(self, lines: set[bytes]) -> set[bytes]:
+        """The lines that differ from the last build's (made once for the same ``lines``)."""
+        if self._delta_of is None or self._delta_of[0] is not lines:
+            assert self._old_lines is not None
+            self._delta_of = (lines, self._old_lines ^ lines)
+        return self._delta_of[1]
 
     def kept_view(self, name: str, key: str):
         """The last build's result of the view ``name`` if it was run from the same ``key``."""
@@ -301,7 +309,7 @@ class IncrementalSite:
         affected = {iri for iri in new_paths if iri not in old_paths}
         old_loc, new_loc = old["locations"], state["locations"]
         affected |= {iri for iri, loc in new_loc.items() if old_loc.get(iri) != loc}
-        affected |= affected_by(model, self._old_lines ^ lines)
+        affected |= affected_by(model, self._delta(lines))
         return affected
 
     # -- remembering ------------------------------------------------------------------------------------

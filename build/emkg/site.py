@@ -1663,8 +1663,6 @@ def _write_special_pages(pages: Pages, data: SiteInput, chrome: Chrome, out_dir:
                  stats.reused_files, len(special) + 3)
 
 
-RESOURCE_FILES = linktree.RESOURCE_FILES
-
 
 LINK_IN_CHILD = 2000  # unchanged resource pages: from this many, linked by a child process
 
@@ -1760,11 +1758,8 @@ def special_pages(pages: Pages, data: SiteInput) -> list[dict]:
     return out
 
 
-def extra_files(pages: Pages, data: SiteInput, entries: list[dict] | None = None) -> dict[str, Callable[[], str]]:
-    """The site's other files (path: a function that makes its text); ``entries``: the search
-    entries, if already made."""
-    if entries is None:
-        entries = search_entries(pages)
+def extra_files(pages: Pages, data: SiteInput, entries: list[dict]) -> dict[str, Callable[[], str]]:
+    """The site's other files (path: a function that makes its text); ``entries``: the search entries."""
 
     def index_json() -> str:
         return json.dumps(entries, ensure_ascii=False, indent=0) + "\n"
