@@ -118,7 +118,6 @@ def test_incremental_build_equals_full_build(tree: Path, tmp_path: Path, run_emk
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     caplog.set_level(logging.INFO, logger="emkg.incremental")
     caplog.set_level(logging.INFO, logger="emkg.site")
-    monkeypatch.setattr("emkg.site.LINK_IN_CHILD", 1)  # the unchanged pages are linked by a child process
     out = tmp_path / "out"
     code, _out, err = run_emkg("build", "--out", out, root=tree)
     assert code == 0, err
@@ -248,11 +247,8 @@ def test_view_rows_are_kept_as_plain_data() -> None:
     assert encode_result(Result(["t"], [(triple,)])) is None  # not kept: the view runs again next time
 
 
-@pytest.mark.parametrize("in_child", [False, True])
-def test_a_page_missing_from_the_previous_output_is_rendered(tree: Path, tmp_path: Path, run_emkg, caplog, monkeypatch,
-                                                            in_child: bool) -> None:
+def test_a_page_missing_from_the_previous_output_is_rendered(tree: Path, tmp_path: Path, run_emkg, caplog, monkeypatch) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
-    monkeypatch.setattr("emkg.site.LINK_IN_CHILD", 1 if in_child else 10**9)
     caplog.set_level(logging.INFO, logger="emkg")
     out = tmp_path / "out"
     assert run_emkg("build", "--out", out, root=tree)[0] == 0
@@ -285,3 +281,32 @@ def test_a_violation_found_alongside_the_dumps_publishes_nothing(tree: Path, tmp
     assert "violation" in report and "update:nowhere" in report
     assert _files(out) == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.tmp-")], "the temporary folder is removed"
+
+
+def test_the_output_is_updated_in_place(tree: Path, tmp_path: Path, run_emkg, caplog, monkeypatch) -> None:
+    """An incremental build replaces only the files it wrote: every other file of the output is
+    the same file as before (same inode), and the files of a stored view that is gone are removed."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    caplog.set_level(logging.INFO, logger="emkg")
+    root = tmp_path / "tree"
+    shutil.copytree(tree, root, ignore=shutil.ignore_patterns(".cache"))
+    out = tmp_path / "out"
+    assert run_emkg("build", "--out", out, root=root)[0] == 0
+    inodes = {p.relative_to(out).as_posix(): p.stat().st_ino for p in out.rglob("*") if p.is_file()}
+    view = sorted((root / "queries").glob("*.rq"))[0]
+    view.unlink()
+    _sub(_first_update(root), 'schema:text "', 'schema:text "Edited by the test. ')
+    caplog.clear()
+    code, _out, err = run_emkg("build", "--out", out, root=root)
+    assert code == 0, err
+    assert _rendered(caplog) is not None, "the build was not incremental"
+    assert any("updated in place" in r.getMessage() for r in caplog.records)
+    now = {p.relative_to(out).as_posix(): p.stat().st_ino for p in out.rglob("*") if p.is_file()}
+    gone = {rel for rel in inodes if rel not in now}
+    assert gone and all(rel.startswith(f"views/{view.stem}.") for rel in gone), sorted(gone)
+    kept = [rel for rel in now if now[rel] == inodes.get(rel)]
+    replaced = [rel for rel in now if rel in inodes and now[rel] != inodes[rel]]
+    assert len(kept) > 10 * len(replaced) > 0, (len(kept), len(replaced))
+    full = tmp_path / "full"
+    assert run_emkg("build", "--full", "--out", full, root=root)[0] == 0
+    assert _files(out) == _files(full)

@@ -692,12 +692,12 @@ def test_a_failing_step_leaves_the_previous_output(tmp_path: Path, monkeypatch) 
 
 def _interrupt_build(root: Path, out: Path, sig: int) -> tuple[subprocess.Popen, str]:
     env = {k: v for k, v in os.environ.items() if k != "EMKG_ENDPOINT"}
-    proc = subprocess.Popen([sys.executable, "-m", "emkg.cli", "--root", str(root), "build", "--out", str(out), "--jobs", "1"],
+    proc = subprocess.Popen([sys.executable, "-m", "emkg.cli", "--root", str(root), "build", "--out", str(out), "--jobs", "1", "--full"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     tmp = out.parent / f".{out.name}.tmp-{proc.pid}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        if (tmp / "id").is_dir():  # mid-way through the resource pages
+        if (tmp / "id").is_dir():  # mid-way through the resource pages (--full: all of them are written)
             break
         time.sleep(0.005)
     assert proc.poll() is None, "the build finished before it could be interrupted"

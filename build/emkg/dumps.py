@@ -817,7 +817,8 @@ def _comment(description: Description, fmt_name: str) -> list[str]:
 
 def write_dumps(project: Project, graph, out_dir: Path, *, description: Description | None = None,
                 date: str | None = None, endpoint: str | None = None,
-                progress: Callable[[str], None] | None = None, parallel: bool = True) -> list[Dump]:
+                progress: Callable[[str], None] | None = None, parallel: bool = True,
+                on_lines: Callable[[list[bytes]], None] | None = None) -> list[Dump]:
     """Write ``emkg.{ttl,nt,jsonld,trig}`` and ``void.ttl`` into ``out_dir``; return what was written.
 
     ``graph`` is a :class:`~emkg.load.LoadedGraph` (ontology + data in its store's default graph).
@@ -829,7 +830,9 @@ def write_dumps(project: Project, graph, out_dir: Path, *, description: Descript
     subject's Turtle block, JSON-LD node and TriG block depend on its own triples and the prefixes
     alone, so they are kept in the work cache (``.cache/dumps/``) under a hash of the subject's
     N-Triples lines and only the subjects an edit changed are formatted again. The files are the
-    bytes the whole-graph writers give (``tests/test_dumps.py`` checks both ways agree).
+    bytes the whole-graph writers give (``tests/test_dumps.py`` checks both ways agree). Then
+    ``on_lines`` is given those lines (sorted, distinct N-Triples lines of the store and the
+    description), for the build record not to dump the store again.
     """
     say = progress or (lambda _msg: None)
     if description is None:
@@ -850,6 +853,8 @@ def write_dumps(project: Project, graph, out_dir: Path, *, description: Descript
         count = len(quads)
     else:
         count = len(ground.lines)
+        if on_lines is not None:
+            on_lines(ground.lines)
     if count != description.total_triples:
         log.debug("description says %d triples, writing %d", description.total_triples, count)
     out_dir.mkdir(parents=True, exist_ok=True)

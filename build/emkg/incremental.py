@@ -9,23 +9,26 @@ page is a function of a small part of the graph, so after a build the cache in
   page path and the recorded ``file:line`` of every resource; per source file, a key of its bytes
   and the lines of its subjects (``locations``: an unchanged file's ``file:line`` are taken from
   here, so the line index of every statement is never merged for the site); the key of every
-  listing, view and other page (``site.PageKeys``); each view's rows (as plain data,
-  ``encode_result``) and what it was run from (for ``publish.run_views``); and which folder
-  (device, inode) the output it describes is;
+  listing, view and other page (``site.PageKeys``); every file of the output that is not a
+  resource page (``others``); each view's rows (as plain data, ``encode_result``) and what it
+  was run from (for ``publish.run_views``); and which folder (device, inode) the output it
+  describes is;
 * ``triples.nt``: every triple the site was rendered from (ontology, data, dataset description).
 
 The next build reads the record and removes it (it is written again once the new output is in
 place, so an interrupted build leaves none), then compares. If the global fingerprint differs, the
 record is missing or unreadable, a resource changed its page path, the output folder is gone or is
-not the one recorded, the build has ``--no-site``, or ``--full`` is given, every page is rendered.
-Otherwise only the resource pages in the *affected set* are rendered; every other resource's three
-files (``index.html``, ``index.ttl``, ``index.jsonld``) are hard-linked from the previous output
-(``linktree.py``, by a child process while the main process renders, at scale). The listing,
-view, quality, search and other pages and the search index are keyed by what they are made from
-(``site.content_key``: a hash of the page's context, plain data; the templates and the frame are
-in the global fingerprint): one whose key is the last build's is linked too, the others rendered.
-A page missing from the previous output is rendered. Nothing is ever written through a link: the
-previous output stays intact until the atomic swap. The static files are always copied.
+not the one recorded, the build has ``--no-site``, or ``--full`` is given, every page is rendered
+into a new folder that then replaces the output. Otherwise only the resource pages in the
+*affected set* are rendered, and the listing, view, quality, search and other pages and the
+search index whose key changed (``site.content_key``: a hash of the page's context, plain data;
+the templates and the frame are in the global fingerprint); a page missing from the previous
+output is rendered too. They are written into a new folder, with the dumps, views and static
+files, and once the whole build has succeeded the output is updated in place
+(``update_in_place``): each new file replaces its namesake by a rename, and the files of
+resources and pages that are gone are removed. Every other file stays as it was: a national site
+is never copied or linked file by file, and nothing is ever written through an existing file. An
+update cut short leaves no record, so the next build is a full one.
 
 Global fingerprint (a change re-renders everything): the emkg version and the source of
 ``site.py``, ``dumps.py``, ``incremental.py`` and the templates; the base IRI; the build date and
@@ -60,6 +63,7 @@ import json
 import logging
 import os
 import pickle
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -68,11 +72,11 @@ import pyoxigraph as ox
 from .cache import code_fingerprint
 from .load import Location
 from .project import Project
-from .site import PageKeys
+from .site import RESOURCE_FILES, PageKeys
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 DCTERMS_PART_OF = "http://purl.org/dc/terms/isPartOf"
 SCHEMA_HAS_PART = "https://schema.org/hasPart"
@@ -143,6 +147,8 @@ class IncrementalSite:
         self._encoded: dict[int, tuple[object, tuple]] = {}  # id of a kept result -> (it, its record)
         self.page_keys = PageKeys()  # the listing, view and other pages: what they were made from
         self._files: dict[str, tuple[str, dict[str, tuple[int, ...]]]] = {}  # file -> (bytes key, subject -> lines)
+        self._others: set[str] = set()  # the output's files that are not resource pages
+        self.in_place = False  # the site was planned incrementally: the output is updated in place
         try:
             self._read()
         except Exception:  # noqa: BLE001 - an unreadable record means a full build, never a wrong one
@@ -260,6 +266,11 @@ class IncrementalSite:
                 record[name] = (key, encoded)
         return record
 
+    def known_lines(self, store: ox.Store, lines: Iterable[bytes]) -> None:
+        """The N-Triples lines of ``store`` plus the quads the site will add to it (as the dumps
+        made them), so that they are not made again (``_lines_of``)."""
+        self._lines = (store, set(lines))
+
     def _lines_of(self, store: ox.Store, extra: Sequence[ox.Quad] = ()) -> set[bytes]:
         """The N-Triples lines of ``store`` (plus ``extra``), remembered for that store object:
         ``select`` asks again once ``extra`` has been added to it."""
@@ -289,6 +300,7 @@ class IncrementalSite:
             log.info("site: every page (%s)", self.reason)
             return None, None
         self.rendered = len(only & set(model.paths))
+        self.in_place = True
         log.info("site: incremental: %d of %d resource pages to render", self.rendered, len(model.paths))
         return only, self.out
 
@@ -312,6 +324,52 @@ class IncrementalSite:
         affected |= affected_by(model, self._delta(lines))
         return affected
 
+    # -- the output -------------------------------------------------------------------------------------
+
+    def note_output(self, folder: Path) -> None:
+        """Remember the files of a complete new output ``folder`` that are not resource pages
+        (before it replaces the output: for the next incremental build to tell which are gone)."""
+        if self._pending is not None:
+            self._others = self._other_files(folder)
+
+    def update_in_place(self, tmp: Path, out: Path) -> None:
+        """Update the previous output ``out`` (an incremental build, ``in_place``) with the files
+        written into ``tmp``, each replacing its namesake by a rename; remove the files of the
+        resources and pages that are gone; then remove ``tmp``."""
+        assert self.in_place and self._pending is not None and self._old is not None
+        folders = _folders(self._pending[0]["paths"])
+        written = _files_in(tmp)
+        others = {rel for rel in written if not _resource_file(rel, folders)} | set(self.page_keys.new)
+        gone = {f"{folder}/{name}" for folder in _folders(self._old["paths"]) - folders for name in RESOURCE_FILES}
+        gone |= set(self._old.get("others", ())) - others
+        made: set[str] = set()
+        for rel in written:
+            parent = rel.rpartition("/")[0]
+            if parent and parent not in made:
+                os.makedirs(out / parent, exist_ok=True)
+                made.add(parent)
+            os.replace(tmp / rel, out / rel)
+        emptied: set[Path] = set()
+        for rel in sorted(gone - set(written)):
+            try:
+                (out / rel).unlink()
+            except FileNotFoundError:
+                pass
+            emptied.update(p for p in (out / rel).parents if p != out and out in p.parents)
+        for folder in sorted(emptied, key=lambda p: len(p.parts), reverse=True):
+            try:
+                folder.rmdir()  # only if empty
+            except OSError:
+                pass
+        shutil.rmtree(tmp, ignore_errors=True)
+        self._others = others
+        log.info("site: the output updated in place: %d files written, %d removed", len(written), len(gone - set(written)))
+
+    def _other_files(self, folder: Path) -> set[str]:
+        assert self._pending is not None
+        folders = _folders(self._pending[0]["paths"])
+        return {rel for rel in _files_in(folder) if not _resource_file(rel, folders)}
+
     # -- remembering ------------------------------------------------------------------------------------
 
     def save(self, out: Path) -> None:
@@ -321,7 +379,7 @@ class IncrementalSite:
         state, lines = self._pending
         info = os.stat(out)
         state = dict(state, output=[info.st_dev, info.st_ino], pages=self.page_keys.new, files=self._files,
-                     views=self._views_record())
+                     others=sorted(self._others), views=self._views_record())
         self.cache.mkdir(parents=True, exist_ok=True)
         # the triples first: the record (state.pickle) only ever describes a complete cache
         for name, data in (("triples.nt", b"\n".join(lines) + b"\n"), ("state.pickle", pickle.dumps(state, protocol=5))):
@@ -335,6 +393,27 @@ class IncrementalSite:
                 (self.cache / name).unlink()
             except FileNotFoundError:
                 pass
+
+
+def _folders(paths: Mapping[str, str]) -> set[str]:
+    """The folders of the resource pages ``paths`` (IRI -> ``folder/index.html``)."""
+    return {path.rpartition("/")[0] for path in paths.values()}
+
+
+def _resource_file(rel: str, folders: set[str]) -> bool:
+    folder, _, name = rel.rpartition("/")
+    return name in RESOURCE_FILES and folder in folders
+
+
+def _files_in(root: Path) -> list[str]:
+    """Every file under ``root``, as a relative POSIX path, sorted."""
+    found = []
+    base = os.fspath(root)
+    for here, _dirs, files in os.walk(base):
+        rel = os.path.relpath(here, base).replace(os.sep, "/")
+        prefix = "" if rel == "." else rel + "/"
+        found.extend(prefix + name for name in files)
+    return sorted(found)
 
 
 def encode_result(result) -> tuple | None:

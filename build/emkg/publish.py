@@ -466,7 +466,7 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
         progress.step("describing the dataset")
         description = dumps_mod.describe(project, graph.store, graph.prefixes, date=date, endpoint=endpoint)
         written = dumps_mod.write_dumps(project, graph, tmp, description=description, progress=progress.step,
-                                         parallel=jobs != 1)
+                                         parallel=jobs != 1, on_lines=lambda lines: planner.known_lines(graph.store, lines))
         described = [ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph()) for t in description.triples]
         progress.step("running the stored views")
         changed = planner.changed_predicates(graph.store, described) if site else None
@@ -487,7 +487,12 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
                                 page_keys=planner.page_keys, locations=planner.locations(graph))
             pages = stats.pages
         progress.step("swapping the new output into place")
-        _swap(tmp, out)
+        if site and planner.in_place:
+            planner.update_in_place(tmp, out)  # only what changed (the rest of the output stays)
+        else:
+            if site:
+                planner.note_output(tmp)
+            _swap(tmp, out)
         if site:
             planner.save(out)
             if changed is None:

@@ -25,9 +25,9 @@ provenance) are written by the "HTML fragments" functions below, exactly as the 
 ``macros.html`` that expose them; every page's header and footer are rendered once per place.
 Big graphs are rendered by a pool of processes over batches of pages (``jobs``), while the main
 process writes the listing pages. An incremental build (``incremental.py``) renders only the
-resource pages a change can touch and hard-links the others from the previous output
-(``linktree.py``, in a child process at scale); the listing and other pages are keyed by their
-context (``content_key``) and linked when it is the last build's. Every file is written as a new
+resource pages a change can touch; the listing and other pages are keyed by their context
+(``content_key``) and rendered only when it is not the last build's. What is not rendered stays
+in the previous output, which the build then updates in place. Every file is written as a new
 file, never through a link.
 """
 
@@ -54,10 +54,11 @@ import pyoxigraph as ox
 from markupsafe import Markup, escape
 
 from . import dumps as D
-from . import linktree
 from .project import Project
 
 log = logging.getLogger(__name__)
+
+RESOURCE_FILES = ("index.html", "index.ttl", "index.jsonld")  # the files of a resource's folder
 
 RDF, RDFS, XSD, OWL, SKOS = D.RDF, D.RDFS, D.XSD, D.OWL, D.SKOS
 DCTERMS, FOAF, PROV, DCAT, VOID, SCHEMA = D.DCTERMS, D.FOAF, D.PROV, D.DCAT, D.VOID, D.SCHEMA
@@ -1525,8 +1526,8 @@ class SiteStats:
     pages: int = 0
     resource_pages: int = 0
     files: int = 0
-    reused: int = 0  # resource pages linked unchanged from the previous build (incremental builds)
-    reused_files: int = 0  # other pages and files linked unchanged from the previous build
+    reused: int = 0  # resource pages left unchanged in the previous output (incremental builds)
+    reused_files: int = 0  # other pages and files left unchanged in the previous output
 
 
 def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes=None, dumps: Sequence[Any] = (),
@@ -1540,11 +1541,13 @@ def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes
     store, e.g. with the dataset description added). ``report``: the validation Report.
     ``views``: (View, Result | None, error | None) triples. ``dumps``: the written Dump records.
     ``select`` (incremental builds, see ``incremental.py``): given the model, the resource IRIs to
-    render and the folder of the previous build; every other resource page is hard-linked from
-    there unchanged (rendered after all if it is missing). None renders every page.
+    render and the previous output; every other resource page is left there (and not written:
+    the build updates that output in place), unless one of its files is missing from it (then it
+    is rendered after all). None renders every page.
     ``page_keys`` (incremental builds): the other pages and files are keyed by what they are made
-    from (``content_key``); one whose key is the last build's is linked from the previous build
-    (when ``select`` names it) rather than rendered. The new keys are left in ``page_keys.new``.
+    from (``content_key``); one whose key is the last build's, and which is in the previous
+    output (when ``select`` names it), is left there rather than rendered. The new keys are left
+    in ``page_keys.new``.
     ``locations``: where each subject is written (default: the graph's line index).
     """
     data = SiteInput(
@@ -1570,29 +1573,20 @@ def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes
             shutil.copyfile(item, static_out / item.name)
             stats.files += 1
 
-    # resource pages (an incremental build renders only ``only`` and links the rest from ``reuse``,
-    # in a child process while this one renders)
+    # resource pages (an incremental build renders only ``only``: the others stay in ``reuse``)
     iris = sorted(model.paths)
     only, reuse = select(model, pages) if select is not None else (None, None)
-    linker: _Linker | None = None
     _STATE.update(pages=pages, chrome=chrome, out_dir=out_dir)
     try:
         if only is not None and reuse is not None:
             kept = [iri for iri in iris if iri not in only]
-            linker = _Linker(model, kept, reuse, out_dir, background=jobs != 1)
-            stats.reused = len(kept)
-            iris = [iri for iri in iris if iri in only]
-        total = _render_pages(pages, data, chrome, out_dir, stats, tick, page_keys, reuse, iris, jobs)
-        if linker is not None:
-            missing = linker.finish()
+            missing = set(_missing_pages(model, kept, reuse))
             if missing:
                 log.info("site: %d resource pages missing from the previous output: rendered", len(missing))
-                stats.reused -= len(missing)
-                _render_resources(missing)
-                total += len(missing)
+            stats.reused = len(kept) - len(missing)
+            iris = [iri for iri in iris if iri in only or iri in missing]
+        total = _render_pages(pages, data, chrome, out_dir, stats, tick, page_keys, reuse, iris, jobs)
     finally:
-        if linker is not None:
-            linker.stop()
         _STATE.clear()
     stats.resource_pages = total + stats.reused
     stats.pages += total + stats.reused
@@ -1634,13 +1628,13 @@ def _write_special_pages(pages: Pages, data: SiteInput, chrome: Chrome, out_dir:
                          previous: Path | None = None) -> None:
     """The listing and special pages, and the search index (always in the main process). With
     ``keys``, each file is keyed by what it is made from; with ``previous`` too, a file whose key
-    is the last build's is linked from there instead of written."""
+    is the last build's, and which is there, is left there (not written)."""
 
     def kept(rel: str, key: str | None) -> bool:
         if keys is None or key is None:
             return False
         keys.new[rel] = key
-        if previous is None or keys.old.get(rel) != key or not _link_file(previous, out_dir, rel):
+        if previous is None or keys.old.get(rel) != key or not safe_join(previous, rel).is_file():
             return False
         stats.reused_files += 1
         return True
@@ -1664,73 +1658,18 @@ def _write_special_pages(pages: Pages, data: SiteInput, chrome: Chrome, out_dir:
 
 
 
-LINK_IN_CHILD = 2000  # unchanged resource pages: from this many, linked by a child process
-
-
-class _Linker:
-    """Links the unchanged resource pages from the previous build (``linktree``): in a child
-    process when they are many (``background``), while this process renders; else here."""
-
-    def __init__(self, m: Model, iris: Sequence[str], previous: Path, out_dir: Path, background: bool) -> None:
-        self.src, self.dst = os.fspath(previous), os.fspath(out_dir)
-        self.by_folder: dict[str, str] = {}
-        for iri in iris:
-            folder = m.paths[iri].rpartition("/")[0]
-            safe_join(out_dir, folder)  # the check only: page paths never leave the output
-            self.by_folder[folder] = iri
-        self.child: Any = None
-        self.missing: list[str] | None = None
-        if background and len(iris) >= LINK_IN_CHILD:
-            import subprocess
-            import sys
-
-            try:
-                self.child = subprocess.Popen(
-                    [sys.executable, "-I", "-S", str(Path(__file__).with_name("linktree.py")), self.src, self.dst],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                self.child.stdin.write(os.fsencode("\0".join(self.by_folder)))
-                self.child.stdin.close()
-            except OSError as exc:
-                log.debug("site: linking here (no child process: %s)", exc)
-                self.stop()
-        if self.child is None:
-            self.missing = linktree.link_folders(self.src, self.dst, self.by_folder)
-
-    def finish(self) -> list[str]:
-        """The IRIs whose files were not all in the previous output (to render after all)."""
-        if self.missing is None:
-            child, self.child = self.child, None
-            with child.stdout, child.stderr:
-                out, err = child.stdout.read(), child.stderr.read()  # stdout at its end; stderr only on a failure
-            child.wait()
-            if child.returncode == 0:
-                self.missing = [f for f in os.fsdecode(out).split("\0") if f]
-            else:
-                log.debug("site: the linking process failed (%s): linking here", err.decode("utf-8", "replace")[-500:])
-                self.missing = linktree.link_folders(self.src, self.dst, self.by_folder)
-        return [self.by_folder[f] for f in self.missing]
-
-    def stop(self) -> None:
-        """End the child process, if it still runs (the build failed)."""
-        child, self.child = self.child, None
-        if child is not None:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-            for pipe in (child.stdin, child.stdout, child.stderr):
-                if pipe is not None:
-                    pipe.close()
-
-
-def _link_file(previous: Path, out_dir: Path, rel: str) -> bool:
-    """Hard-link one file of the previous build into ``out_dir`` (False if it is not there)."""
-    dst = safe_join(out_dir, rel)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        linktree.link_or_copy(os.fspath(safe_join(previous, rel)), os.fspath(dst))
-    except FileNotFoundError:
-        return False
-    return True
+def _missing_pages(m: Model, iris: Sequence[str], previous: Path) -> list[str]:
+    """The IRIs among ``iris`` one of whose files is not in the previous output."""
+    missing = []
+    root = os.fspath(previous)
+    for iri in iris:
+        folder = m.paths[iri].rpartition("/")[0]
+        safe_join(previous, folder)  # the check only: page paths never leave the output
+        for name in RESOURCE_FILES:
+            if not os.path.isfile(f"{root}/{folder}/{name}"):
+                missing.append(iri)
+                break
+    return missing
 
 
 # --- listing and special pages ---------------------------------------------------------------------
