@@ -169,6 +169,9 @@ def test_global_changes_render_everything(tree: Path, tmp_path: Path, run_emkg, 
     caplog.clear()
     assert run_emkg("build", "--out", out, root=tree)[0] == 0
     assert _rendered(caplog) is None  # the date is on every page
+    full = tmp_path / "full"
+    assert run_emkg("build", "--full", "--out", full, root=tree)[0] == 0
+    assert _files(out) == _files(full)  # views whose rows were kept are written into the new folder too
     caplog.clear()
     assert run_emkg("build", "--full", "--out", out, root=tree)[0] == 0
     assert _rendered(caplog) is None

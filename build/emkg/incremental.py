@@ -73,6 +73,7 @@ from .cache import code_fingerprint
 from .load import Location
 from .project import Project
 from .site import RESOURCE_FILES, PageKeys
+from .views import Result
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,7 @@ class IncrementalSite:
         self.page_keys = PageKeys()  # the listing, view and other pages: what they were made from
         self._files: dict[str, tuple[str, dict[str, tuple[int, ...]]]] = {}  # file -> (bytes key, subject -> lines)
         self._others: set[str] = set()  # the output's files that are not resource pages
+        self._kept_files: set[str] = set()  # other files left as they are in the output (``keep_files``)
         self.in_place = False  # the site was planned incrementally: the output is updated in place
         try:
             self._read()
@@ -177,6 +179,7 @@ class IncrementalSite:
             return
         self._old = old
         self.page_keys.old = old.get("pages", {})
+        self.page_keys.old_groups = old.get("groups", {})
         self._old_lines = set(triples_file.read_bytes().splitlines())
 
     # -- planning -------------------------------------------------------------------------------------
@@ -320,9 +323,46 @@ class IncrementalSite:
             return None
         affected = {iri for iri in new_paths if iri not in old_paths}
         old_loc, new_loc = old["locations"], state["locations"]
-        affected |= {iri for iri, loc in new_loc.items() if old_loc.get(iri) != loc}
-        affected |= affected_by(model, self._delta(lines))
+        moved = {iri for iri, loc in new_loc.items() if old_loc.get(iri) != loc}
+        affected |= moved
+        delta = self._delta(lines)
+        affected |= affected_by(model, delta)
+        self.page_keys.unaffected = self._unaffected_groups(model, delta, lines, bool(moved) or old_loc.keys() != new_loc.keys())
         return affected
+
+    def _unaffected_groups(self, model, delta: set[bytes], lines: set[bytes], moved: bool) -> set[str]:
+        """The groups of pages (``site.PageKeys``) that nothing of the edit can change: none of
+        the predicates, subjects (every statement) or objects (every incoming link) they read
+        changed; nor which resources exist, when they read that; nor where a subject is written,
+        when they read that; and, for the views' pages, every view's rows are the last build's."""
+        added = [line for line in delta if line in lines]
+        removed = [line for line in delta if line not in lines]
+        predicates: set[str] = set()
+        objects: set[str] = set()
+        count: dict[str, int] = {}  # subject -> statements removed minus added
+        for part, sign in ((added, -1), (removed, 1)):
+            data = b"\n".join(part)
+            for triple in (ox.parse(data, format=ox.RdfFormat.N_TRIPLES) if data else ()):
+                if not isinstance(triple.subject, ox.NamedNode) or isinstance(triple.object, (ox.BlankNode, ox.Triple)):
+                    return set()  # blank nodes are labelled anew by every dump: nothing is sure
+                predicates.add(triple.predicate.value)
+                if isinstance(triple.object, ox.NamedNode):
+                    objects.add(triple.object.value)
+                count[triple.subject.value] = count.get(triple.subject.value, 0) + sign
+        subjects = set(count)
+        now = {s: sum(map(len, model.statements_of(s).values())) for s in subjects}
+        appeared_or_went = any((now[s] == 0) != (now[s] + count[s] == 0) for s in subjects)
+        views_kept = self._old is not None and set(self._views) == set(self._old.get("views", {})) and all(
+            id(result) in self._encoded and self._encoded[id(result)][0] is result for _key, result in self._views.values())
+        unaffected = set()
+        for name, group in self.page_keys.old_groups.items():
+            read_predicates, read_subjects, read_objects, flags = group["reads"]
+            if (predicates.isdisjoint(read_predicates) and subjects.isdisjoint(read_subjects)
+                    and objects.isdisjoint(read_objects) and not ("subjects" in flags and appeared_or_went)
+                    and not ("locations" in flags and moved) and (name != "views" or views_kept)):
+                unaffected.add(name)
+        log.debug("site: page groups the edit cannot change: %s", sorted(unaffected))
+        return unaffected
 
     # -- the output -------------------------------------------------------------------------------------
 
@@ -332,6 +372,11 @@ class IncrementalSite:
         if self._pending is not None:
             self._others = self._other_files(folder)
 
+    def keep_files(self, files: Iterable[str]) -> None:
+        """Files of the output that an update in place leaves as they are (written by no step of
+        this build, yet part of its output)."""
+        self._kept_files.update(files)
+
     def update_in_place(self, tmp: Path, out: Path) -> None:
         """Update the previous output ``out`` (an incremental build, ``in_place``) with the files
         written into ``tmp``, each replacing its namesake by a rename; remove the files of the
@@ -339,7 +384,7 @@ class IncrementalSite:
         assert self.in_place and self._pending is not None and self._old is not None
         folders = _folders(self._pending[0]["paths"])
         written = _files_in(tmp)
-        others = {rel for rel in written if not _resource_file(rel, folders)} | set(self.page_keys.new)
+        others = {rel for rel in written if not _resource_file(rel, folders)} | set(self.page_keys.new) | self._kept_files
         gone = {f"{folder}/{name}" for folder in _folders(self._old["paths"]) - folders for name in RESOURCE_FILES}
         gone |= set(self._old.get("others", ())) - others
         made: set[str] = set()
@@ -379,7 +424,7 @@ class IncrementalSite:
         state, lines = self._pending
         info = os.stat(out)
         state = dict(state, output=[info.st_dev, info.st_ino], pages=self.page_keys.new, files=self._files,
-                     others=sorted(self._others), views=self._views_record())
+                     groups=self.page_keys.new_groups, others=sorted(self._others), views=self._views_record())
         self.cache.mkdir(parents=True, exist_ok=True)
         # the triples first: the record (state.pickle) only ever describes a complete cache
         for name, data in (("triples.nt", b"\n".join(lines) + b"\n"), ("state.pickle", pickle.dumps(state, protocol=5))):
@@ -446,10 +491,35 @@ def encode_result(result) -> tuple | None:
 
 
 def decode_result(encoded: tuple):
-    """The ``views.Result`` that ``encode_result`` gave ``encoded`` for (equal terms are made once)."""
-    from .views import Result
-
+    """The ``views.Result`` that ``encode_result`` gave ``encoded`` for; its rows are decoded when
+    first read (an edit that changes no view needs none of them: its files and pages are kept)."""
     variables, rows = encoded
+    if not isinstance(rows, list) or not all(type(v) is str for v in variables):
+        raise ValueError("not an encoded result")
+    return KeptResult(list(variables), rows)
+
+
+class KeptResult(Result):
+    """A view's result kept from the last build: its rows are decoded when first read."""
+
+    def __init__(self, variables: list[str], encoded_rows: list) -> None:  # noqa: D107 - not the dataclass's
+        self.variables = variables
+        self._encoded = encoded_rows
+        self._decoded: list | None = None
+
+    @property  # type: ignore[override]
+    def rows(self) -> list:
+        if self._decoded is None:
+            self._decoded = _decode_rows(self._encoded)
+        return self._decoded
+
+    @rows.setter
+    def rows(self, value: list) -> None:
+        self._decoded = value
+
+
+def _decode_rows(rows: list) -> list[tuple]:
+    """The rows of an encoded result as pyoxigraph terms (equal terms are made once)."""
     NamedNode, Literal, BlankNode = ox.NamedNode, ox.Literal, ox.BlankNode
     nodes: dict[str, ox.NamedNode] = {}
     others: dict[tuple, object] = {}
@@ -480,7 +550,7 @@ def decode_result(encoded: tuple):
             others[c] = made
         return made
 
-    return Result(list(variables), [tuple(map(term, row)) for row in rows])
+    return [tuple(map(term, row)) for row in rows]
 
 
 def affected_by(model, delta: Iterable[bytes]) -> set[str]:
@@ -494,13 +564,13 @@ def affected_by(model, delta: Iterable[bytes]) -> set[str]:
                 subjects.add(triple.subject.value)
             if isinstance(triple.object, ox.NamedNode):
                 objects.add(triple.object.value)
-    out_links, in_links = model.out, model.inc
+    out_of, in_of = model.statements_of, model.links_to  # not recorded: planning, not page building
 
     def out_iris(x: str) -> set[str]:
-        return {o.value for objs in out_links.get(x, {}).values() for o in objs if isinstance(o, ox.NamedNode)}
+        return {o.value for objs in out_of(x).values() for o in objs if isinstance(o, ox.NamedNode)}
 
     def in_iris(x: str, predicate: str | None = None) -> set[str]:
-        return {s for s, p in in_links.get(x, ()) if predicate is None or p == predicate}
+        return {s for s, p in in_of(x) if predicate is None or p == predicate}
 
     affected = subjects | objects
     # 2. resources whose displayed attributes may have changed; an update's or a document's show
@@ -514,7 +584,7 @@ def affected_by(model, delta: Iterable[bytes]) -> set[str]:
     affected |= shown | neighbours
     # 3. update pages show their sections in full
     for x in shown | neighbours:
-        affected |= {o.value for o in out_links.get(x, {}).get(DCTERMS_PART_OF, []) if isinstance(o, ox.NamedNode)}
+        affected |= {o.value for o in out_of(x).get(DCTERMS_PART_OF, []) if isinstance(o, ox.NamedNode)}
         affected |= in_iris(x, SCHEMA_HAS_PART)
     # 4. involvement through sub-organisations, posts and post holders, to any depth
     todo = list(subjects | objects | neighbours)
@@ -522,7 +592,7 @@ def affected_by(model, delta: Iterable[bytes]) -> set[str]:
     while todo:
         x = todo.pop()
         for p in UP_LINKS:
-            for o in out_links.get(x, {}).get(p, []):
+            for o in out_of(x).get(p, []):
                 if isinstance(o, ox.NamedNode) and o.value not in seen:
                     seen.add(o.value)
                     todo.append(o.value)

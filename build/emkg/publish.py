@@ -33,7 +33,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import pyoxigraph as ox
 
@@ -214,7 +214,8 @@ def _on_sigterm(signum, frame):  # pragma: no cover - exercised by the interrupt
 
 # --- views ---------------------------------------------------------------------------------------
 
-def run_views(project: Project, store, views_dir: Path | None, planner=None, changed: set[str] | None = None) -> list[tuple]:
+def run_views(project: Project, store, views_dir: Path | None, planner=None, changed: set[str] | None = None,
+              deferred: list[tuple[str, Any]] | None = None) -> list[tuple]:
     """Run every stored view without parameters; write ``NAME.csv`` and ``NAME.json``.
 
     The files' text comes from the work cache when the same rows were published before
@@ -223,10 +224,12 @@ def run_views(project: Project, store, views_dir: Path | None, planner=None, cha
 
     ``planner`` (an ``incremental.IncrementalSite``) and ``changed`` (the predicates of the triples
     that changed since its last build, None if unknown): a view none of whose predicates changed
-    (``querydeps``) has the last build's rows, which are reused rather than run again.
+    (``querydeps``) has the last build's rows, which are reused rather than run again. With
+    ``deferred``, such a view's files are not written but listed there as (name, result), for
+    ``write_view_files`` or to be kept in the output the build updates in place.
     """
     from .cache import code_fingerprint
-    from .views import bind_params, list_views, published_texts, run_local
+    from .views import bind_params, list_views, run_local
 
     out = []
     reused = 0
@@ -238,7 +241,8 @@ def run_views(project: Project, store, views_dir: Path | None, planner=None, cha
         text = bind_params(view, {})
         key = hashlib.sha256(f"{code_fingerprint('views', 'querydeps')}\0{text}".encode("utf-8")).hexdigest()
         result = _kept_view(project, planner, changed, view.name, key, text)
-        if result is not None:
+        reused_now = result is not None
+        if reused_now:
             reused += 1
         else:
             try:
@@ -247,15 +251,27 @@ def run_views(project: Project, store, views_dir: Path | None, planner=None, cha
                 raise UsageError(f"view {view.name!r} cannot be published: {exc}") from None
         if planner is not None:
             planner.remember_view(view.name, key, result)
-        if views_dir is not None:
-            views_dir.mkdir(parents=True, exist_ok=True)
-            csv_text, json_text = published_texts(project, view.name, result)  # cached per rows
-            (views_dir / f"{view.name}.csv").write_text(csv_text, encoding="utf-8", newline="")
-            (views_dir / f"{view.name}.json").write_text(json_text, encoding="utf-8")
+        if deferred is not None and reused_now:
+            deferred.append((view.name, result))
+        elif views_dir is not None:
+            write_view_files(project, views_dir, view.name, result)
         out.append((view, result, None))
     if changed is not None:
         log.info("views: %d of %d reused (none of the predicates they read changed)", reused, len(out))
     return out
+
+
+def write_view_files(project: Project, views_dir: Path, name: str, result) -> None:
+    """A view's ``NAME.csv`` and ``NAME.json`` (their text cached per rows)."""
+    from .views import published_texts
+
+    views_dir.mkdir(parents=True, exist_ok=True)
+    csv_text, json_text = published_texts(project, name, result)
+    (views_dir / f"{name}.csv").write_text(csv_text, encoding="utf-8", newline="")
+    (views_dir / f"{name}.json").write_text(json_text, encoding="utf-8")
+
+
+VIEW_FILES = ("csv", "json")
 
 
 def _analyse_views(project: Project, views: list[tuple]) -> None:
@@ -472,7 +488,8 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
         changed = planner.changed_predicates(graph.store, described) if site else None
         if changed is not None and any(q in graph.store for q in described):
             changed = None  # the changed triples are told from the site's triples: sure only if they add to the graph
-        views = run_views(project, graph.store, tmp / "views", planner if site else None, changed)
+        deferred: list[tuple[str, Any]] = []  # views with the last build's rows: their files may stay in the output
+        views = run_views(project, graph.store, tmp / "views", planner if site else None, changed, deferred)
         report = report.check() if isinstance(report, Validation) else report
         pages = 0
         if site:
@@ -487,6 +504,12 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
                                 page_keys=planner.page_keys, locations=planner.locations(graph))
             pages = stats.pages
         progress.step("swapping the new output into place")
+        for name, result in deferred:
+            files = [f"views/{name}.{ext}" for ext in VIEW_FILES]
+            if site and planner.in_place and all((out / rel).is_file() for rel in files):
+                planner.keep_files(files)  # the same rows: the same files
+            else:
+                write_view_files(project, tmp / "views", name, result)
         if site and planner.in_place:
             planner.update_in_place(tmp, out)  # only what changed (the rest of the output stays)
         else:

@@ -403,10 +403,35 @@ class SiteInput:
     description: Any = None
     date: str | None = None
     endpoint: str | None = None
+    subjects: Collection[str] | None = None  # every subject of ``store`` (``_:`` and the id for a blank node), if known
+
+
+@dataclass
+class Reads:
+    """What building pages read of the graph (``Model``'s accessors record it), for an incremental
+    build to tell whether an edit can change a page it did not build again: the predicates read
+    on any subject, the subjects whose every statement was read, the objects whose every incoming
+    link was read, and ``flags``: ``"subjects"`` (which resources exist: page paths, membership)
+    and ``"locations"`` (where subjects are written)."""
+
+    predicates: set[str] = field(default_factory=set)
+    subjects: set[str] = field(default_factory=set)
+    objects: set[str] = field(default_factory=set)
+    flags: set[str] = field(default_factory=set)
+
+    def plain(self) -> tuple[list[str], list[str], list[str], list[str]]:
+        return sorted(self.predicates), sorted(self.subjects), sorted(self.objects), sorted(self.flags)
 
 
 class Model:
-    """The graph indexed for page building: out-links, in-links, types, labels, page paths."""
+    """The graph indexed for page building: out-links, in-links, types, labels, page paths.
+
+    The statements of a subject and the incoming links of an object are read from the store when
+    first asked for (``statements_of``, ``links_to``: an incremental build asks for few), in the
+    store's order, which is the same for every build of the same triples. Page building reads the
+    graph only through the methods below, which record what they read (``reads``, from the
+    model's creation on, so that what a remembered label was made from is counted too); planning
+    code calls ``statements_of`` and ``links_to`` directly (not recorded)."""
 
     def __init__(self, data: SiteInput) -> None:
         self.data = data
@@ -414,19 +439,14 @@ class Model:
         self.base = data.project.base_iri
         self.E = data.project.ontology_iri
         self.prefixes = D.Prefixes(D.all_prefixes(data.prefixes))
-        self.out: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-        self.inc: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        self.types: dict[str, list[str]] = defaultdict(list)
-        for q in data.store.quads_for_pattern(None, None, None, ox.DefaultGraph()):
-            s = _key(q.subject)
-            p = q.predicate.value
-            o = q.object
-            self.out[s][p].append(o)
-            if isinstance(o, ox.NamedNode):
-                self.inc[o.value].append((s, p))
-                if p == RDF_TYPE:
-                    self.types[s].append(o.value)
-        self.out = {k: dict(v) for k, v in self.out.items()}
+        self._store = data.store
+        self._subjects: frozenset[str] = frozenset(
+            data.subjects if data.subjects is not None
+            else (_key(row[0]) for row in data.store.query("SELECT DISTINCT ?s WHERE { ?s ?p ?o }")))
+        self._out: dict[str, dict[str, list]] = {}
+        self._inc: dict[str, list[tuple[str, str]]] = {}
+        self._types: dict[str, list[str]] = {}
+        self.reads = Reads()
         self._labels: dict[str, str] = {}
         self._supers: dict[str, set[str]] = {}
         self._classes: dict[str, frozenset[str]] = {}  # per resource: its types and all their superclasses
@@ -440,7 +460,7 @@ class Model:
     # -- paths
     def _assign_paths(self) -> None:
         taken: dict[str, str] = {}
-        for iri in sorted(k for k in self.out if not k.startswith("_:")):
+        for iri in sorted(k for k in self._subjects if not k.startswith("_:")):
             if iri[len(self.base):] in DUMP_FILES and iri.startswith(self.base):
                 continue  # a distribution's IRI is the file itself
             folder = resource_dir(iri, self.base)
@@ -452,10 +472,17 @@ class Model:
             self.paths[iri] = folder + "/index.html"
 
     def page(self, iri: str) -> str | None:
+        self.reads.flags.add("subjects")
         return self.paths.get(iri)
+
+    def page_items(self) -> Iterable[tuple[str, str]]:
+        """(IRI, page path) of every resource page."""
+        self.reads.flags.add("subjects")
+        return self.paths.items()
 
     def file_target(self, iri: str) -> str | None:
         """A site path for IRIs under the base that are files or pages we write (not resources)."""
+        self.reads.flags.add("subjects")
         if iri in self.paths:
             return self.paths[iri]
         if iri == self.base:
@@ -466,9 +493,77 @@ class Model:
                 return rest
         return None
 
+    # -- the graph, read from the store when first asked for (not recorded)
+    def statements_of(self, s: str) -> dict[str, list]:
+        """predicate -> objects of the statements of ``s`` (an IRI, or ``_:`` and a blank node's id)."""
+        found = self._out.get(s)
+        if found is None:
+            found = {}
+            if s in self._subjects:
+                term = ox.BlankNode(s[2:]) if s.startswith("_:") else ox.NamedNode(s)
+                for q in self._store.quads_for_pattern(term, None, None, ox.DefaultGraph()):
+                    objects = found.get(q.predicate.value)
+                    if objects is None:
+                        found[q.predicate.value] = [q.object]
+                    else:
+                        objects.append(q.object)
+            self._out[s] = found
+        return found
+
+    def links_to(self, o: str) -> list[tuple[str, str]]:
+        """(subject, predicate) of the statements whose object is the IRI ``o``."""
+        found = self._inc.get(o)
+        if found is None:
+            found = self._inc[o] = [(_key(q.subject), q.predicate.value) for q in
+                                    self._store.quads_for_pattern(None, None, ox.NamedNode(o), ox.DefaultGraph())]
+        return found
+
+    def _direct_types(self, s: str) -> list[str]:
+        found = self._types.get(s)
+        if found is None:
+            found = self._types[s] = [o.value for o in self.statements_of(s).get(RDF_TYPE, ()) if isinstance(o, ox.NamedNode)]
+        return found
+
     # -- values
     def values(self, s: str, p: str) -> list:
-        return self.out.get(s, {}).get(p, [])
+        self.reads.predicates.add(p)
+        return self.statements_of(s).get(p, [])
+
+    def statements(self, s: str) -> dict[str, list]:
+        """Every statement of ``s``: predicate -> objects."""
+        self.reads.subjects.add(s)
+        return self.statements_of(s)
+
+    def incoming(self, o: str, predicates: Collection[str] | None = None) -> list[tuple[str, str]]:
+        """(subject, predicate) of the statements whose object is ``o`` (with one of ``predicates``)."""
+        links = self.links_to(o)
+        if predicates is None:
+            self.reads.objects.add(o)
+            return list(links)
+        self.reads.predicates.update(predicates)
+        return [(s, p) for s, p in links if p in predicates]
+
+    def types_of(self, s: str) -> list[str]:
+        self.reads.predicates.add(RDF_TYPE)
+        return self._direct_types(s)
+
+    def typed(self) -> Iterable[tuple[str, list[str]]]:
+        """(subject, its types) of every typed subject."""
+        self.reads.predicates.add(RDF_TYPE)
+        return [(s, types) for s in sorted(self._subjects) if (types := self._direct_types(s))]
+
+    def has(self, s: str) -> bool:
+        """Whether ``s`` is the subject of a statement."""
+        self.reads.flags.add("subjects")
+        return s in self._subjects
+
+    def subject_keys(self) -> Iterable[str]:
+        self.reads.flags.add("subjects")
+        return self._subjects
+
+    def locations_of(self, s: str) -> Sequence[Any]:
+        self.reads.flags.add("locations")
+        return self.data.locations.get(s, ())
 
     def literal(self, s: str, *preds: str) -> str | None:
         for p in preds:
@@ -484,7 +579,8 @@ class Model:
         return sorted({o.value for o in self.values(s, p) if isinstance(o, ox.NamedNode)})
 
     def subjects(self, p: str, o: str) -> list[str]:
-        return sorted({s for s, pred in self.inc.get(o, ()) if pred == p})
+        self.reads.predicates.add(p)
+        return sorted({s for s, pred in self.links_to(o) if pred == p})
 
     # -- classes
     def superclasses(self, cls: str) -> set[str]:
@@ -507,13 +603,13 @@ class Model:
         """The types of ``s`` and all their superclasses (remembered per resource)."""
         found = self._classes.get(s)
         if found is None:
-            found = self._classes[s] = frozenset().union(*(self.superclasses(t) for t in self.types.get(s, ())))
+            found = self._classes[s] = frozenset().union(*(self.superclasses(t) for t in self.types_of(s)))
         return found
 
     def instances(self, cls: str) -> list[str]:
         found = set()
         for sub in self.subclasses(cls):
-            found.update(x for x, p in self.inc.get(sub, ()) if p == RDF_TYPE)
+            found.update(x for x, _p in self.incoming(sub, (RDF_TYPE,)))
         return sorted(found)
 
     def subclasses(self, cls: str) -> set[str]:
@@ -578,7 +674,7 @@ class Model:
         return text
 
     def _type_label(self, iri: str) -> str:
-        types = self.types.get(iri, [])
+        types = self.types_of(iri)
         local = [t for t in types if t.startswith(self.E)] or types
         if not local:
             return ""
@@ -678,7 +774,7 @@ class Pages:
         m = self.m
         if isinstance(term, ox.NamedNode):
             iri = term.value
-            if m.file_target(iri) or iri in m.out:
+            if m.file_target(iri) or m.has(iri):
                 return self.link(iri, up)
             if iri.startswith(m.base):  # under the base but not a resource of the graph
                 if iri.startswith(m.base + "shapes/"):
@@ -720,7 +816,7 @@ class Pages:
     def rows(self, s: str, up: str, skip: Iterable[str] = (), depth: int = 0) -> list[dict]:
         m = self.m
         out = []
-        pmap = m.out.get(s, {})
+        pmap = m.statements(s)
         skipped = set(skip)
         for p in sorted(pmap, key=lambda x: (x != RDF_TYPE, m.term_label(x).lower(), x)):
             if p in skipped:
@@ -791,7 +887,7 @@ class Pages:
         return out
 
     def recorded_in(self, s: str) -> list[str]:
-        locs = self.m.data.locations.get(s, ())
+        locs = self.m.locations_of(s)
         return sorted({f"{loc.file}:{loc.line}" for loc in locs})
 
     # -- what points here
@@ -805,7 +901,7 @@ class Pages:
         pubs: dict[str, set[str]] = defaultdict(set)
         via: dict[str, set[str]] = defaultdict(set)  # involved thing -> the related resources it reaches us by
         for related in self.related(s):
-            for subj, p in m.inc.get(related, ()):
+            for subj, p in m.incoming(related):
                 if p in INCOMING_SKIP or p == RDF_TYPE or subj == s:
                     continue
                 if related != s:
@@ -863,8 +959,8 @@ class Pages:
     def incoming(self, s: str, up: str, exclude_involvement: bool) -> list[dict]:
         m = self.m
         grouped: dict[str, set[str]] = defaultdict(set)
-        linked = {o.value for objs in m.out.get(s, {}).values() for o in objs if isinstance(o, ox.NamedNode)}
-        for subj, p in m.inc.get(s, ()):
+        linked = {o.value for objs in m.statements(s).values() for o in objs if isinstance(o, ox.NamedNode)}
+        for subj, p in m.incoming(s):
             if p in INCOMING_SKIP or subj in linked:  # already shown among its properties
                 continue
             if exclude_involvement and any(m.is_a(subj, self.E + c) for c in
@@ -921,7 +1017,7 @@ class Pages:
     # -- schema.org JSON-LD for search engines
     def schema_kind(self, s: str) -> str:
         """The schema.org type of ``s`` for search engines (remembered per set of types)."""
-        types = tuple(sorted(self.m.types.get(s, ())))
+        types = tuple(sorted(self.m.types_of(s)))
         kind = self._schema_kinds.get(types)
         if kind is None:
             kind = self._schema_kinds[types] = self._schema_kind(s)
@@ -930,7 +1026,7 @@ class Pages:
     def _schema_kind(self, s: str) -> str:
         m = self.m
         kind = "Thing"
-        for cls in sorted(m.types.get(s, ())):
+        for cls in sorted(m.types_of(s)):
             for sup in sorted(m.superclasses(cls), key=lambda c: (len(m.superclasses(c)) * -1, c)):
                 if sup.startswith(self.E) and sup[len(self.E):] in SCHEMA_TYPES:
                     kind = SCHEMA_TYPES[sup[len(self.E):]]
@@ -981,7 +1077,7 @@ class Pages:
     # -- a resource page
     def resource(self, s: str) -> dict:
         m = self.m
-        path = m.paths[s]
+        path = m.page(s)
         up = "../" * path.count("/")
         self.here = m.label(s)
         description = []
@@ -1010,7 +1106,7 @@ class Pages:
         if m.is_a(s, self.E + "RegionalUpdate"):
             ctx["sections"] = [self._section_block(sec, up) for sec in
                                sorted(m.objects(s, SCHEMA + "hasPart") or m.subjects(DCTERMS + "isPartOf", s), key=self._position)]
-        if OWL + "Class" in m.types.get(s, ()) or RDFS + "Class" in m.types.get(s, ()):
+        if OWL + "Class" in m.types_of(s) or RDFS + "Class" in m.types_of(s):
             ctx["requirements"] = self.requirements_for(s, up)
             ctx["instance_count"] = len(m.instances(s))
         if s == m.project.ontology_iri:
@@ -1033,7 +1129,7 @@ class Pages:
     def prepare_requirements(self) -> None:
         """Read the shapes once, in the main process (workers then never touch the shapes store)."""
         m = self.m
-        classes = [k for k, types in m.types.items() if {OWL + "Class", RDFS + "Class"} & set(types)]
+        classes = {s for cls in (OWL + "Class", RDFS + "Class") for s, _p in m.incoming(cls, (RDF_TYPE,))}
         self._requirements = {cls: requirements(m, cls, "", self) for cls in sorted(classes)}
 
     def requirements_for(self, cls: str, up: str) -> list[dict] | None:
@@ -1479,7 +1575,7 @@ def _own_graph(m: Model, iri: str) -> D.SubjectMap:
         if key in seen:
             continue
         seen.add(key)
-        pmap = m.out.get(key)
+        pmap = m.statements(key) or None
         if not pmap:
             continue
         out[ox.NamedNode(key) if not key.startswith("_:") else ox.BlankNode(key[2:])] = pmap
@@ -1491,10 +1587,20 @@ def _own_graph(m: Model, iri: str) -> D.SubjectMap:
 class PageKeys:
     """What the pages other than resource pages (listings, views, the search index...) were made
     from, for an incremental build to reuse those it would render the same: the key of each
-    file's path in the last build (``old``) and in this one (``new``, filled by ``render_site``)."""
+    file's path in the last build (``old``) and in this one (``new``, filled by ``render_site``).
+
+    Pages made from the graph alone are in *groups* (``PAGE_GROUPS``), so that an edit that
+    cannot change them spares making them at all, not only writing them: ``groups`` records per
+    group its files, a key of its other inputs and what building it read (``Reads.plain``), in
+    the last build (``old_groups``) and this one (``new_groups``); the incremental planner names
+    in ``unaffected`` the groups none of whose reads the edit changed (and ``views`` only when
+    every view's rows are the last build's)."""
 
     old: Mapping[str, str] = field(default_factory=dict)
     new: dict[str, str] = field(default_factory=dict)
+    old_groups: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    new_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    unaffected: set[str] = field(default_factory=set)
 
 
 class _KeyPickler(pickle.Pickler):
@@ -1628,7 +1734,8 @@ def _write_special_pages(pages: Pages, data: SiteInput, chrome: Chrome, out_dir:
                          previous: Path | None = None) -> None:
     """The listing and special pages, and the search index (always in the main process). With
     ``keys``, each file is keyed by what it is made from; with ``previous`` too, a file whose key
-    is the last build's, and which is there, is left there (not written)."""
+    is the last build's, and which is there, is left there (not written), and a group of pages
+    the edit cannot change (``PageKeys``) is not even made."""
 
     def kept(rel: str, key: str | None) -> bool:
         if keys is None or key is None:
@@ -1639,23 +1746,57 @@ def _write_special_pages(pages: Pages, data: SiteInput, chrome: Chrome, out_dir:
         stats.reused_files += 1
         return True
 
-    special = special_pages(pages, data)
-    for i, ctx in enumerate(special):
-        rel = ctx["path"]
-        if not kept(rel, content_key(ctx["template"], ctx) if keys is not None else None):
-            _write_page(out_dir, rel, render_template(ctx["template"], ctx, chrome))
-        tick("pages", i + 1, len(special))
-    entries = search_entries(pages)
-    key = content_key("search", entries) if keys is not None else None
-    for rel, make in extra_files(pages, data, entries).items():
-        if not kept(rel, content_key(rel, key) if key is not None else None):
-            _write_page(out_dir, rel, make())
-        stats.files += 1
-    stats.pages += len(special)
+    made = 0
+    built: dict[str, dict[str, Any]] = {}
+    groups = page_groups(pages, data)
+    for name, (group_key, make) in groups.items():
+        if keys is not None and previous is not None and _group_kept(keys, name, group_key, previous):
+            for rel in keys.old_groups[name]["files"]:
+                keys.new[rel] = keys.old[rel]
+            keys.new_groups[name] = dict(keys.old_groups[name])
+            stats.reused_files += len(keys.old_groups[name]["files"])
+            stats.pages += keys.old_groups[name]["pages"]
+            made += len(keys.old_groups[name]["files"])
+            continue
+        files: list[str] = []
+        special = make()
+        for ctx in special:
+            rel = ctx["path"]
+            files.append(rel)
+            if not kept(rel, content_key(ctx["template"], ctx) if keys is not None else None):
+                _write_page(out_dir, rel, render_template(ctx["template"], ctx, chrome))
+            made += 1
+            tick("pages", made, made)
+        stats.pages += len(special)
+        if name == "listings":
+            entries = search_entries(pages)
+            key = content_key("search", entries) if keys is not None else None
+            for rel, write in extra_files(pages, data, entries).items():
+                files.append(rel)
+                if not kept(rel, content_key(rel, key) if key is not None else None):
+                    _write_page(out_dir, rel, write())
+                stats.files += 1
+                made += 1
+        if group_key is not None and keys is not None and all(rel in keys.new for rel in files):
+            built[name] = {"files": files, "pages": len(special), "key": group_key}
+    if keys is not None:
+        reads = pages.m.reads.plain()  # everything read so far (remembered labels included)
+        for name, entry in built.items():
+            keys.new_groups[name] = dict(entry, reads=reads)
     if keys is not None and previous is not None:
         log.info("site: %d of %d listing, view and other pages reused (made from the same data)",
-                 stats.reused_files, len(special) + 3)
+                 stats.reused_files, made)
 
+
+def _group_kept(keys: PageKeys, name: str, group_key: str | None, previous: Path) -> bool:
+    """Whether the group ``name`` is the last build's: no edit it reads, the same other inputs,
+    and all its files in the previous output."""
+    old = keys.old_groups.get(name)
+    if old is None or group_key is None or old.get("key") != group_key or name not in keys.unaffected:
+        return False
+    if any(rel not in keys.old for rel in old["files"]):
+        return False
+    return all(safe_join(previous, rel).is_file() for rel in old["files"])
 
 
 def _missing_pages(m: Model, iris: Sequence[str], previous: Path) -> list[str]:
@@ -1688,13 +1829,37 @@ def _table(columns: Sequence[str], rows: list[list], caption: str | None = None)
 
 
 def special_pages(pages: Pages, data: SiteInput) -> list[dict]:
-    out = [home_page(pages, data), authorities_page(pages), updates_page(pages), programmes_page(pages),
-           people_page(pages), organisations_page(pages), events_page(pages), publications_page(pages),
-           themes_page(pages), glossary_page(pages), quality_page(pages, data), search_page(pages)]
-    out += views_pages(pages, data)
-    if pages.m.project.ontology_iri not in pages.m.paths:
-        out.append(ontology_page(pages, "def/index.html"))
-    return out
+    """Every page that is not a resource page (its context)."""
+    return [ctx for _key, make in page_groups(pages, data).values() for ctx in make()]
+
+
+def page_groups(pages: Pages, data: SiteInput) -> dict[str, tuple[str | None, Callable[[], list[dict]]]]:
+    """The pages that are not resource pages, by group: name -> (a key of what the group is made
+    from besides the graph, or None when it is made from more than that; what makes its pages).
+    ``listings`` (and the search index, ``extra_files``) are made from the graph and its prefixes;
+    ``views`` from the graph and the views' definitions and rows; ``home`` (the dataset's counts,
+    dumps and validation summary) and ``quality`` (the validation report) are always made."""
+    m = pages.m
+
+    def listings() -> list[dict]:
+        out = [authorities_page(pages), updates_page(pages), programmes_page(pages), people_page(pages),
+               organisations_page(pages), events_page(pages), publications_page(pages), themes_page(pages),
+               glossary_page(pages), search_page(pages)]
+        if m.page(m.project.ontology_iri) is None:
+            out.append(ontology_page(pages, "def/index.html"))
+        return out
+
+    views_key = None
+    if getattr(data, "views", None) is not None:
+        views_key = content_key("views", sorted(m.prefixes.mapping.items()), [
+            (v.name, v.title, v.description, v.text, [(p.name, p.type, p.required, p.description) for p in getattr(v, "params", ())],
+             result is not None, error) for v, result, error in _view_items(data)])
+    return {
+        "home": (None, lambda: [home_page(pages, data)]),
+        "listings": (content_key("listings", sorted(m.prefixes.mapping.items())), listings),
+        "quality": (None, lambda: [quality_page(pages, data)]),
+        "views": (views_key, lambda: views_pages(pages, data)),
+    }
 
 
 def extra_files(pages: Pages, data: SiteInput, entries: list[dict]) -> dict[str, Callable[[], str]]:
@@ -1716,8 +1881,8 @@ def counts(pages: Pages, data: SiteInput) -> list[tuple[str, int, str | None]]:
     desc = data.description
     rows = [
         ("Triples", desc.total_triples if desc else len(data.store), None),
-        ("Entities (resources under /id/)", desc.entities if desc else sum(1 for k in m.out if k.startswith(m.project.id_base)), None),
-        ("Classes in use", desc.classes if desc else len({t for ts in m.types.values() for t in ts}), "def/index.html"),
+        ("Entities (resources under /id/)", desc.entities if desc else sum(1 for k in m.subject_keys() if k.startswith(m.project.id_base)), None),
+        ("Classes in use", desc.classes if desc else len({t for _s, ts in m.typed() for t in ts}), "def/index.html"),
         ("Local authorities", len(m.instances(E + "LocalAuthority")), "authorities/index.html"),
         ("Regional updates", len(m.instances(E + "RegionalUpdate")), "updates/index.html"),
         ("Update sections", len(m.instances(E + "UpdateSection")), "updates/index.html"),
@@ -1757,8 +1922,8 @@ def home_page(pages: Pages, data: SiteInput) -> dict:
                 intro=D.DESCRIPTION, counts=[{"label": a, "n": b, "href": c} for a, b, c in counts(pages, data)],
                 latest=latest, dumps=dumps, views=views, endpoint=data.endpoint, quality=quality,
                 sources=sources, example_view=example_view, base=m.base, date_label=None,
-                dataset=pages.link(D.dataset_iri(m.project), up) if D.dataset_iri(m.project) in m.paths else None,
-                ontology=pages.link(m.project.ontology_iri, up) if m.project.ontology_iri in m.out else None)
+                dataset=pages.link(D.dataset_iri(m.project), up) if m.page(D.dataset_iri(m.project)) else None,
+                ontology=pages.link(m.project.ontology_iri, up) if m.has(m.project.ontology_iri) else None)
 
 
 def authorities_page(pages: Pages) -> dict:
@@ -1827,8 +1992,8 @@ def _appearances(pages: Pages, target: str, up: str) -> list[dict]:
     """Updates (by date) whose sections report on or mention ``target``."""
     m, E = pages.m, pages.E
     found: dict[str, set[str]] = defaultdict(set)
-    for subj, p in m.inc.get(target, ()):
-        if p in (E + "reportsOn", SCHEMA + "mentions") and m.is_a(subj, E + "UpdateSection"):
+    for subj, _p in m.incoming(target, (E + "reportsOn", SCHEMA + "mentions")):
+        if m.is_a(subj, E + "UpdateSection"):
             for u in m.objects(subj, DCTERMS + "isPartOf"):
                 found[u].add(subj)
     out = []
@@ -2005,7 +2170,7 @@ def quality_page(pages: Pages, data: SiteInput) -> dict:
                 if r.severity != severity:
                     continue
                 focus = r.focus
-                if isinstance(focus, ox.NamedNode) and (m.file_target(focus.value) or focus.value in m.out):
+                if isinstance(focus, ox.NamedNode) and (m.file_target(focus.value) or m.has(focus.value)):
                     focus_cell = pages.link(focus.value, up)
                 else:
                     focus_cell = _text(r.focus_text or (str(focus) if focus is not None else ""))
@@ -2029,7 +2194,7 @@ def search_entries(pages: Pages) -> list[dict]:
         return kept
     m = pages.m
     entries = []
-    for iri, path in m.paths.items():
+    for iri, path in m.page_items():
         entries.append({"label": m.label(iri), "type": m.type_label(iri), "url": path})
         for alt in m.literals(iri, SKOS + "altLabel") + m.literals(iri, SKOS + "notation"):
             if alt != m.label(iri):
@@ -2103,8 +2268,8 @@ def views_pages(pages: Pages, data: SiteInput) -> list[dict]:
 def ontology_docs(pages: Pages, up: str) -> dict:
     m, E = pages.m, pages.E
     classes, properties, individuals = [], [], []
-    for iri in sorted((k for k in m.out if k.startswith(E) and k != E), key=lambda x: m.term_label(x).lower()):
-        types = set(m.types.get(iri, ()))
+    for iri in sorted((k for k in m.subject_keys() if k.startswith(E) and k != E), key=lambda x: m.term_label(x).lower()):
+        types = set(m.types_of(iri))
         entry = {
             "link": {"kind": "link" if m.page(iri) else "text", "label": capitalise(m.term_label(iri)),
                      "href": up + m.page(iri) if m.page(iri) else None, "iri": iri},
@@ -2136,4 +2301,4 @@ def ontology_page(pages: Pages, path: str) -> dict:
                 rows=[], description=[], **ontology_docs(pages, up))
 
 
-__all__ = ["Model", "PageKeys", "Pages", "SiteInput", "SiteStats", "content_key", "render_site", "resource_dir", "rich_text", "safe_join", "script_json"]
+__all__ = ["Model", "PageKeys", "Pages", "Reads", "SiteInput", "SiteStats", "content_key", "render_site", "resource_dir", "rich_text", "safe_join", "script_json"]
