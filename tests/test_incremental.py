@@ -114,6 +114,14 @@ EDITS: dict[str, Callable[[Path], None]] = {
 }
 
 
+# which groups of pages (``site.page_groups``) an edit leaves as they were, not even made
+GROUPS_KEPT = {
+    "section text": {"listings", "views"},  # no listing shows a section's text, no view reads it
+    "authority label": set(),  # the authorities listing shows it; views read it
+    "lines shift": {"listings", "views"},  # listings show no FILE:LINE
+}
+
+
 def test_incremental_build_equals_full_build(tree: Path, tmp_path: Path, run_emkg, caplog, monkeypatch) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     caplog.set_level(logging.INFO, logger="emkg.incremental")
@@ -139,6 +147,10 @@ def test_incremental_build_equals_full_build(tree: Path, tmp_path: Path, run_emk
         shutil.rmtree(snapshot)
         reused, total = _pages_reused(caplog)
         assert reused > 0, f"{name}: no listing, view or other page reused"
+        kept_groups = {g for g in ("listings", "views") if any(f"the {g} pages are the last build's" in r.getMessage()
+                                                                for r in caplog.records)}
+        if name in GROUPS_KEPT:
+            assert kept_groups == GROUPS_KEPT[name], f"{name}: page groups kept {kept_groups}"
         some_listing_rendered |= reused < total
         rendered = _rendered(caplog)
         assert rendered is not None, f"{name}: the build was not incremental"
@@ -313,3 +325,30 @@ def test_the_output_is_updated_in_place(tree: Path, tmp_path: Path, run_emkg, ca
     full = tmp_path / "full"
     assert run_emkg("build", "--full", "--out", full, root=root)[0] == 0
     assert _files(out) == _files(full)
+
+
+def test_the_model_records_what_page_building_reads(tmp_path: Path) -> None:
+    """What a page is made from is recorded as it is read (``site.Reads``), including what a
+    label remembered earlier was made from, so that the planner can tell which edits change it."""
+    import pyoxigraph as ox
+
+    from emkg.project import open_project
+    from emkg.site import Model, SiteInput
+
+    ex = "https://w3id.org/emkg/id/thing/"
+    rdf_type, label = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type", "http://www.w3.org/2000/01/rdf-schema#label"
+    store = ox.Store()
+    store.add(ox.Quad(ox.NamedNode(ex + "a"), ox.NamedNode(rdf_type), ox.NamedNode(ex + "Kind")))
+    store.add(ox.Quad(ox.NamedNode(ex + "a"), ox.NamedNode(label), ox.Literal("A", language="en")))
+    store.add(ox.Quad(ox.NamedNode(ex + "b"), ox.NamedNode(ex + "near"), ox.NamedNode(ex + "a")))
+    project = open_project(Path(__file__).resolve().parents[1])
+    m = Model(SiteInput(project=project, store=store, prefixes={}))
+    assert m.label(ex + "a") == "A"
+    assert label in m.reads.predicates and not m.reads.subjects
+    assert m.instances(ex + "Kind") == [ex + "a"]
+    assert rdf_type in m.reads.predicates
+    assert m.incoming(ex + "a") == [(ex + "b", ex + "near")]
+    assert m.reads.objects == {ex + "a"}
+    assert set(m.statements(ex + "b")) == {ex + "near"} and m.reads.subjects == {ex + "b"}
+    assert m.has(ex + "b") and not m.has(ex + "c") and "subjects" in m.reads.flags
+    assert m.page(ex + "a") == "id/thing/a/index.html"

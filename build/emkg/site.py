@@ -1751,6 +1751,7 @@ def _write_special_pages(pages: Pages, data: SiteInput, chrome: Chrome, out_dir:
     groups = page_groups(pages, data)
     for name, (group_key, make) in groups.items():
         if keys is not None and previous is not None and _group_kept(keys, name, group_key, previous):
+            log.info("site: the %s pages are the last build's (the edit changed nothing they read)", name)
             for rel in keys.old_groups[name]["files"]:
                 keys.new[rel] = keys.old[rel]
             keys.new_groups[name] = dict(keys.old_groups[name])
