@@ -10,9 +10,10 @@ page is a function of a small part of the graph, so after a build the cache in
   and the lines of its subjects (``locations``: an unchanged file's ``file:line`` are taken from
   here, so the line index of every statement is never merged for the site); the key of every
   listing, view and other page (``site.PageKeys``); every file of the output that is not a
-  resource page (``others``); each view's rows (as plain data, ``encode_result``) and what it
-  was run from (for ``publish.run_views``); and which folder (device, inode) the output it
-  describes is;
+  resource page (``others``); what each view was run from, its variables and the file of its
+  rows (for ``publish.run_views``); and which folder (device, inode) the output it describes is;
+* ``views/NAME-ID.pickle``: a view's rows as plain data (``encode_result``), written once and
+  read only when a kept view's rows are needed (an edit that changes no view needs none);
 * ``triples.nt``: every triple the site was rendered from (ontology, data, dataset description).
 
 The next build reads the record and removes it (it is written again once the new output is in
@@ -64,7 +65,7 @@ import logging
 import os
 import pickle
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pyoxigraph as ox
@@ -77,7 +78,7 @@ from .views import Result
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 DCTERMS_PART_OF = "http://purl.org/dc/terms/isPartOf"
 SCHEMA_HAS_PART = "https://schema.org/hasPart"
@@ -145,7 +146,7 @@ class IncrementalSite:
         self._lines: tuple[ox.Store, set[bytes]] | None = None
         self._delta_of: tuple[set[bytes], set[bytes]] | None = None
         self._views: dict[str, tuple[str, object]] = {}  # view name -> (what it was run from, result)
-        self._encoded: dict[int, tuple[object, tuple]] = {}  # id of a kept result -> (it, its record)
+        self._kept_views: dict[int, tuple[object, str]] = {}  # id of a kept result -> (it, the file of its rows)
         self.page_keys = PageKeys()  # the listing, view and other pages: what they were made from
         self._files: dict[str, tuple[str, dict[str, tuple[int, ...]]]] = {}  # file -> (bytes key, subject -> lines)
         self._others: set[str] = set()  # the output's files that are not resource pages
@@ -248,25 +249,41 @@ class IncrementalSite:
         kept = self._old.get("views", {}).get(name)
         if kept is None or kept[0] != key:
             return None
-        try:
-            result = decode_result(kept[1])
-        except Exception:  # noqa: BLE001 - an unreadable record: run the view
-            log.debug("view %s: the kept rows cannot be read", name, exc_info=True)
+        _key, file, variables = kept
+        path = self.cache / "views" / file
+        if not path.is_file():
             return None
-        self._encoded[id(result)] = (result, kept[1])
+        result = KeptResult(list(variables), lambda: _read_rows(path))
+        self._kept_views[id(result)] = (result, file)
         return result
 
     def remember_view(self, name: str, key: str, result) -> None:
         self._views[name] = (key, result)
 
-    def _views_record(self) -> dict[str, tuple[str, tuple]]:
-        """The views' rows as plain data (a kept result as it was read, without encoding it again)."""
+    def _views_record(self) -> dict[str, tuple[str, str, list[str]]]:
+        """Each view's (what it was run from, the file of its rows, its variables). A new result's
+        rows are written as plain data (``encode_result``) into a new file of ``views/``; a kept
+        result's file is the last build's. The files no view names any more are removed."""
+        folder = self.cache / "views"
         record = {}
         for name, (key, result) in self._views.items():
-            kept = self._encoded.get(id(result))
-            encoded = kept[1] if kept is not None and kept[0] is result else encode_result(result)
-            if encoded is not None:
-                record[name] = (key, encoded)
+            kept = self._kept_views.get(id(result))
+            if kept is not None and kept[0] is result:
+                record[name] = (key, kept[1], list(result.variables))
+                continue
+            encoded = encode_result(result)
+            if encoded is None:
+                continue
+            folder.mkdir(parents=True, exist_ok=True)
+            file = f"{name}-{os.urandom(8).hex()}.pickle"
+            tmp = folder / f".{file}.tmp-{os.getpid()}"
+            tmp.write_bytes(pickle.dumps(encoded[1], protocol=5))
+            tmp.replace(folder / file)
+            record[name] = (key, file, encoded[0])
+        named = {file for _key, file, _vars in record.values()}
+        for path in (folder.iterdir() if folder.is_dir() else ()):
+            if path.name not in named and path.suffix == ".pickle":
+                path.unlink(missing_ok=True)
         return record
 
     def known_lines(self, store: ox.Store, lines: Iterable[bytes]) -> None:
@@ -353,7 +370,7 @@ class IncrementalSite:
         now = {s: sum(map(len, model.statements_of(s).values())) for s in subjects}
         appeared_or_went = any((now[s] == 0) != (now[s] + count[s] == 0) for s in subjects)
         views_kept = self._old is not None and set(self._views) == set(self._old.get("views", {})) and all(
-            id(result) in self._encoded and self._encoded[id(result)][0] is result for _key, result in self._views.values())
+            id(result) in self._kept_views and self._kept_views[id(result)][0] is result for _key, result in self._views.values())
         unaffected = set()
         for name, group in self.page_keys.old_groups.items():
             read_predicates, read_subjects, read_objects, flags = group["reads"]
@@ -423,10 +440,10 @@ class IncrementalSite:
             return
         state, lines = self._pending
         info = os.stat(out)
+        self.cache.mkdir(parents=True, exist_ok=True)
+        # the views' rows and the triples first: the record (state.pickle) only ever describes a complete cache
         state = dict(state, output=[info.st_dev, info.st_ino], pages=self.page_keys.new, files=self._files,
                      groups=self.page_keys.new_groups, others=sorted(self._others), views=self._views_record())
-        self.cache.mkdir(parents=True, exist_ok=True)
-        # the triples first: the record (state.pickle) only ever describes a complete cache
         for name, data in (("triples.nt", b"\n".join(lines) + b"\n"), ("state.pickle", pickle.dumps(state, protocol=5))):
             tmp = self.cache / f".{name}.tmp-{os.getpid()}"
             tmp.write_bytes(data)
@@ -491,26 +508,34 @@ def encode_result(result) -> tuple | None:
 
 
 def decode_result(encoded: tuple):
-    """The ``views.Result`` that ``encode_result`` gave ``encoded`` for; its rows are decoded when
-    first read (an edit that changes no view needs none of them: its files and pages are kept)."""
+    """The ``views.Result`` that ``encode_result`` gave ``encoded`` for."""
     variables, rows = encoded
-    if not isinstance(rows, list) or not all(type(v) is str for v in variables):
-        raise ValueError("not an encoded result")
-    return KeptResult(list(variables), rows)
+    return Result(list(variables), _decode_rows(rows))
+
+
+def _read_rows(path: Path) -> list:
+    """The encoded rows of a kept view (``_views_record``)."""
+    with path.open("rb") as f:
+        rows = pickle.load(f)
+    if not isinstance(rows, list):
+        raise ValueError(f"{path}: not the rows of a view")
+    return rows
 
 
 class KeptResult(Result):
-    """A view's result kept from the last build: its rows are decoded when first read."""
+    """A view's result kept from the last build: its rows are read (``load``: the encoded rows)
+    and decoded when first asked for. An edit that changes no view needs none of them: the views'
+    files and pages stay as they are."""
 
-    def __init__(self, variables: list[str], encoded_rows: list) -> None:  # noqa: D107 - not the dataclass's
+    def __init__(self, variables: list[str], load: Callable[[], list]) -> None:  # noqa: D107 - not the dataclass's
         self.variables = variables
-        self._encoded = encoded_rows
+        self._load = load
         self._decoded: list | None = None
 
     @property  # type: ignore[override]
     def rows(self) -> list:
         if self._decoded is None:
-            self._decoded = _decode_rows(self._encoded)
+            self._decoded = _decode_rows(self._load())
         return self._decoded
 
     @rows.setter

@@ -4,8 +4,9 @@ Steps: load → validate (the same report as ``emkg validate``; any violation, s
 project error stops the build, exit 1/2, and nothing is published) → dumps (``dumps.py``) →
 views (``views/NAME.csv`` and ``views/NAME.json``) → site (``site.py``) → swap. When the output
 has a build record (an incremental build) and the graph is below
-``BACKGROUND_VALIDATION_TRIPLES``, the validation runs in a thread alongside the dumps and views,
-and the site waits for its report (``Validation``).
+``BACKGROUND_VALIDATION_TRIPLES``, the validation runs in a child process alongside the dumps,
+views and pages, and only the pages that show its report wait for it (``Validation``); the
+output is updated only if it conforms.
 
 Everything is written into a temporary folder beside the output (``.NAME.tmp-PID``); at the end
 the old output is renamed to ``.NAME.old-PID``, the new one renamed into place and the old one
@@ -23,16 +24,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import pickle
 import re
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import pyoxigraph as ox
@@ -312,39 +314,34 @@ class NotConforming(Exception):
 
 class Validation:
     """The validation a build depends on: the kept report when nothing changed, else a validation
-    run here or (``background``) in a thread while the dumps and views are written.
+    run here or (``background``) alongside the dumps, views and pages.
 
-    In the background the validation reads the store while the dumps and views read it too (reads
-    only: the store gains the dataset description only once the report is in, ``result``); no
-    process is forked while it runs (a child would inherit the thread's locks). Nothing is
-    published unless the report conforms: ``check`` raises ``NotConforming``."""
+    In the background the validation runs in a child process forked from this one (it has the
+    loaded graph; the report comes back pickled through a pipe), so that both cores work and
+    neither waits for the other's Python (where ``fork`` is missing, it runs here, first). Nothing
+    is published unless the report conforms: ``check`` raises ``NotConforming``."""
 
     def __init__(self, project: Project, graph, shapes, background: bool = False) -> None:
         from .validate import kept_report, validate_loaded
 
         self.report = kept_report(project, graph, shapes)
-        self._thread: threading.Thread | None = None
+        self._child: _Forked | None = None
         self._error: BaseException | None = None
         if self.report is not None:
             return
-        if not background:
+        if background and hasattr(os, "fork"):
+            self._child = _Forked(lambda: validate_loaded(project, graph, shapes, qc=True, reuse=True))
+        else:
             self.report = validate_loaded(project, graph, shapes, qc=True, reuse=True)
-            return
-
-        def run() -> None:
-            try:
-                self.report = validate_loaded(project, graph, shapes, qc=True, reuse=True)
-            except BaseException as exc:  # noqa: BLE001 - raised again in the main thread (result)
-                self._error = exc
-
-        self._thread = threading.Thread(target=run, name="emkg-validate", daemon=True)
-        self._thread.start()
 
     def result(self):
         """The report (waiting for the background validation); its errors are raised here."""
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        if self._child is not None:
+            child, self._child = self._child, None
+            try:
+                self.report = child.result()
+            except BaseException as exc:  # noqa: BLE001 - kept: every later call raises it too
+                self._error = exc
         if self._error is not None:
             raise self._error
         return self.report
@@ -355,6 +352,64 @@ class Validation:
         if not report.conforms():
             raise NotConforming(report)
         return report
+
+    def stop(self) -> None:
+        """End a background validation still running (the build failed)."""
+        if self._child is not None:
+            self._child.stop()
+            self._child = None
+
+
+class _Forked:
+    """``work()`` run in a forked child process: ``result()`` is what it returned, or raises what
+    it raised. The child leaves no trace of this process's exit handlers or buffers (``_exit``)."""
+
+    def __init__(self, work: Callable[[], Any]) -> None:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child (its work is what the tests check)
+            status = 0
+            try:
+                os.close(read)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                try:
+                    payload = pickle.dumps((True, work()), protocol=5)
+                except BaseException as exc:  # noqa: BLE001 - sent to the parent
+                    try:
+                        payload = pickle.dumps((False, exc), protocol=5)
+                    except Exception:  # noqa: BLE001 - an error that cannot be pickled: its text
+                        payload = pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")), protocol=5)
+                with os.fdopen(write, "wb") as pipe:
+                    pipe.write(payload)
+            except BaseException:  # noqa: BLE001 - nothing may unwind into the parent's code
+                status = 1
+            finally:
+                os._exit(status)
+        os.close(write)
+        self.pid, self._read = pid, read
+
+    def result(self) -> Any:
+        with os.fdopen(self._read, "rb") as pipe:
+            payload = pipe.read()
+        _pid, status = os.waitpid(self.pid, 0)
+        if not payload:
+            raise RuntimeError(f"the validation process ended without a report (wait status {status})")
+        ok, value = pickle.loads(payload)
+        if not ok:
+            raise value
+        return value
+
+    def stop(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        try:
+            os.close(self._read)
+        except OSError:
+            pass
 
 
 # Above this the validation runs before the dumps, not alongside them: at national scale the two
@@ -419,6 +474,8 @@ def run_build(project: Project, args) -> int:
         progress.done("the data does not conform: nothing was published")
         print(render_report(exc.report, "text"))
         return exc.report.exit_code()
+    finally:
+        validation.stop()  # a validation still running when the build failed
     warnings = validation.result().warnings
     progress.done(summary.text(shown) + (f"; {warnings} validation warning{'s' if warnings != 1 else ''} (see quality/)"
                                          if warnings and summary.pages else ""))
@@ -450,10 +507,10 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
 
     ``out`` must have passed :func:`check_output`. The caller decides whether ``report`` allows
     publishing (``run_build`` refuses any non-conforming report); a ``Validation`` still running
-    is waited for once the dumps and views are written, and ``NotConforming`` stops the build
-    there (the temporary folder is removed: nothing is published). The site is incremental
-    (``incremental.py``: only the resource pages a change can touch are rendered, the others are
-    hard-linked from the previous output) unless ``full``.
+    is waited for by the pages that show its report (the last made) or, without a site, once the
+    dumps and views are written, and ``NotConforming`` stops the build there (the temporary
+    folder is removed: nothing is published). The site is incremental (``incremental.py``: only
+    the pages a change can touch are made, and the output is updated in place) unless ``full``.
     """
     from . import dumps as dumps_mod
     from .incremental import IncrementalSite
@@ -490,19 +547,22 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
             changed = None  # the changed triples are told from the site's triples: sure only if they add to the graph
         deferred: list[tuple[str, Any]] = []  # views with the last build's rows: their files may stay in the output
         views = run_views(project, graph.store, tmp / "views", planner if site else None, changed, deferred)
-        report = report.check() if isinstance(report, Validation) else report
         pages = 0
         if site:
             from .site import render_site
 
             progress.step("rendering the site")
-            store = graph.store  # the site shows the dataset description too (the views are done)
+            store = graph.store  # the site shows the dataset description too (the views are done; a
+            # validation in the background works on its own copy, in its own process)
             store.bulk_extend(described)
-            stats = render_site(project, graph, report, views, tmp, shapes=shapes, dumps=written,
+            shown = report.check if isinstance(report, Validation) else report  # the pages that show it wait for it
+            stats = render_site(project, graph, shown, views, tmp, shapes=shapes, dumps=written,
                                 description=description, date=date, endpoint=endpoint, jobs=jobs,
                                 progress=progress.tick, store=store, select=planner.select,
                                 page_keys=planner.page_keys, locations=planner.locations(graph))
             pages = stats.pages
+        if isinstance(report, Validation):
+            report.check()  # nothing is published unless it conforms
         progress.step("swapping the new output into place")
         for name, result in deferred:
             files = [f"views/{name}.{ext}" for ext in VIEW_FILES]

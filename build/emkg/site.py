@@ -1458,6 +1458,25 @@ def environment():
     return _ENV
 
 
+def _use_bytecode_cache(project: Project) -> None:
+    """Keep the templates compiled in the work cache (``.cache/templates/``; jinja2 checks each
+    entry against its template's source), unless the cache is off."""
+    from .cache import cache_root, enabled
+
+    env = environment()
+    env.bytecode_cache = None
+    if enabled():
+        import jinja2
+
+        folder = cache_root(project) / "templates"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            log.debug("no template cache: %s", exc)
+            return
+        env.bytecode_cache = jinja2.FileSystemBytecodeCache(os.fspath(folder))
+
+
 def human_bytes(n: int) -> str:
     size = float(n)
     for unit in ("bytes", "KB", "MB", "GB"):
@@ -1634,6 +1653,7 @@ class SiteStats:
     files: int = 0
     reused: int = 0  # resource pages left unchanged in the previous output (incremental builds)
     reused_files: int = 0  # other pages and files left unchanged in the previous output
+    special_files: int = 0  # the other pages and files (made or reused)
 
 
 def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes=None, dumps: Sequence[Any] = (),
@@ -1644,7 +1664,8 @@ def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes
     """Write the HTML site into ``out_dir``.
 
     ``graph``: the LoadedGraph (its store holds ontology + data; pass ``store`` to render another
-    store, e.g. with the dataset description added). ``report``: the validation Report.
+    store, e.g. with the dataset description added). ``report``: the validation Report, or a
+    function that gives it (called once, by the last pages made: those that show it).
     ``views``: (View, Result | None, error | None) triples. ``dumps``: the written Dump records.
     ``select`` (incremental builds, see ``incremental.py``): given the model, the resource IRIs to
     render and the previous output; every other resource page is left there (and not written:
@@ -1664,6 +1685,7 @@ def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes
         report=report, views=list(views), dumps=list(dumps), description=description, date=date, endpoint=endpoint,
     )
     tick = progress or (lambda _step, _done, _total: None)
+    _use_bytecode_cache(project)
     model = Model(data)
     pages = Pages(model)
     pages.prepare_requirements()
@@ -1722,20 +1744,27 @@ def _render_pages(pages: Pages, data: SiteInput, chrome: Chrome, out_dir: Path, 
         finally:
             gc.unfreeze()
     else:
-        _write_special_pages(pages, data, chrome, out_dir, stats, tick, page_keys, reuse)
+        _write_special_pages(pages, data, chrome, out_dir, stats, tick, page_keys, reuse, GRAPH_GROUPS)
         for batch in batches:
             done += _render_resources(batch)
             tick("resource pages", done, total)
+        # last, the pages that show the validation report (which may still be on its way)
+        _write_special_pages(pages, data, chrome, out_dir, stats, tick, page_keys, reuse, REPORT_GROUPS)
     return total
+
+
+GRAPH_GROUPS = ("listings", "views")  # the page groups made from the graph (``page_groups``)
+REPORT_GROUPS = ("home", "quality")  # the page groups that show the validation report
 
 
 def _write_special_pages(pages: Pages, data: SiteInput, chrome: Chrome, out_dir: Path, stats: SiteStats,
                          tick: Callable[[str, int, int], None], keys: PageKeys | None = None,
-                         previous: Path | None = None) -> None:
-    """The listing and special pages, and the search index (always in the main process). With
-    ``keys``, each file is keyed by what it is made from; with ``previous`` too, a file whose key
-    is the last build's, and which is there, is left there (not written), and a group of pages
-    the edit cannot change (``PageKeys``) is not even made."""
+                         previous: Path | None = None, names: Sequence[str] = GRAPH_GROUPS + REPORT_GROUPS) -> None:
+    """The listing and special pages, and the search index (always in the main process), of the
+    groups ``names`` (``page_groups``). With ``keys``, each file is keyed by what it is made from;
+    with ``previous`` too, a file whose key is the last build's, and which is there, is left
+    there (not written), and a group of pages the edit cannot change (``PageKeys``) is not even
+    made."""
 
     def kept(rel: str, key: str | None) -> bool:
         if keys is None or key is None:
@@ -1749,7 +1778,8 @@ def _write_special_pages(pages: Pages, data: SiteInput, chrome: Chrome, out_dir:
     made = 0
     built: dict[str, dict[str, Any]] = {}
     groups = page_groups(pages, data)
-    for name, (group_key, make) in groups.items():
+    for name in names:
+        group_key, make = groups[name]
         if keys is not None and previous is not None and _group_kept(keys, name, group_key, previous):
             log.info("site: the %s pages are the last build's (the edit changed nothing they read)", name)
             for rel in keys.old_groups[name]["files"]:
@@ -1780,13 +1810,14 @@ def _write_special_pages(pages: Pages, data: SiteInput, chrome: Chrome, out_dir:
                 made += 1
         if group_key is not None and keys is not None and all(rel in keys.new for rel in files):
             built[name] = {"files": files, "pages": len(special), "key": group_key}
-    if keys is not None:
+    if keys is not None and built:
         reads = pages.m.reads.plain()  # everything read so far (remembered labels included)
         for name, entry in built.items():
             keys.new_groups[name] = dict(entry, reads=reads)
-    if keys is not None and previous is not None:
+    stats.special_files += made
+    if keys is not None and previous is not None and names[-1] == REPORT_GROUPS[-1]:
         log.info("site: %d of %d listing, view and other pages reused (made from the same data)",
-                 stats.reused_files, made)
+                 stats.reused_files, stats.special_files)
 
 
 def _group_kept(keys: PageKeys, name: str, group_key: str | None, previous: Path) -> bool:
@@ -1801,12 +1832,12 @@ def _group_kept(keys: PageKeys, name: str, group_key: str | None, previous: Path
 
 
 def _missing_pages(m: Model, iris: Sequence[str], previous: Path) -> list[str]:
-    """The IRIs among ``iris`` one of whose files is not in the previous output."""
+    """The IRIs among ``iris`` one of whose files is not in the previous output (page paths are
+    safe by construction, ``resource_dir``; files are only ever written through ``safe_join``)."""
     missing = []
     root = os.fspath(previous)
     for iri in iris:
         folder = m.paths[iri].rpartition("/")[0]
-        safe_join(previous, folder)  # the check only: page paths never leave the output
         for name in RESOURCE_FILES:
             if not os.path.isfile(f"{root}/{folder}/{name}"):
                 missing.append(iri)
@@ -1839,7 +1870,8 @@ def page_groups(pages: Pages, data: SiteInput) -> dict[str, tuple[str | None, Ca
     from besides the graph, or None when it is made from more than that; what makes its pages).
     ``listings`` (and the search index, ``extra_files``) are made from the graph and its prefixes;
     ``views`` from the graph and the views' definitions and rows; ``home`` (the dataset's counts,
-    dumps and validation summary) and ``quality`` (the validation report) are always made."""
+    dumps and validation summary) and ``quality`` (the validation report) are always made, last
+    (``report``)."""
     m = pages.m
 
     def listings() -> list[dict]:
@@ -1856,10 +1888,10 @@ def page_groups(pages: Pages, data: SiteInput) -> dict[str, tuple[str | None, Ca
             (v.name, v.title, v.description, v.text, [(p.name, p.type, p.required, p.description) for p in getattr(v, "params", ())],
              result is not None, error) for v, result, error in _view_items(data)])
     return {
-        "home": (None, lambda: [home_page(pages, data)]),
         "listings": (content_key("listings", sorted(m.prefixes.mapping.items())), listings),
-        "quality": (None, lambda: [quality_page(pages, data)]),
         "views": (views_key, lambda: views_pages(pages, data)),
+        "home": (None, lambda: [home_page(pages, data)]),
+        "quality": (None, lambda: [quality_page(pages, data)]),
     }
 
 
@@ -1915,7 +1947,7 @@ def home_page(pages: Pages, data: SiteInput) -> dict:
     dumps = [{"name": d.name, "title": d.title, "size": d.size, "sha256": d.sha256, "media_type": d.media_type}
              for d in data.dumps]
     views = [{"name": v.name, "title": v.title, "href": f"views/{v.name}.html"} for v, _r, _e in _view_items(data)]
-    report = data.report
+    report = _report(data)
     quality = report.summary() if report is not None and hasattr(report, "summary") else None
     sources = [pages.link(x, up) for x in m.instances(pages.E + "SourceDocument")]
     example_view = views[0]["name"] if views else "authorities"
@@ -2160,7 +2192,7 @@ def quality_page(pages: Pages, data: SiteInput) -> dict:
     m = pages.m
     path = "quality/index.html"
     up = "../"
-    report = data.report
+    report = _report(data)
     groups = []
     summary = None
     if report is not None:
@@ -2186,6 +2218,14 @@ def quality_page(pages: Pages, data: SiteInput) -> dict:
                        "A build refuses to publish data with violations; warnings and notes are listed here so that "
                        "data officers can follow them up. Locations are FILE:LINE in the project's Turtle sources."],
                 sections=groups, toc=[])
+
+
+def _report(data: SiteInput) -> Any:
+    """The validation report: ``data.report``, or what it gives when it is a function (the report
+    of a validation still running, waited for by the pages that show it)."""
+    if callable(data.report):
+        data.report = data.report()
+    return data.report
 
 
 def search_entries(pages: Pages) -> list[dict]:
