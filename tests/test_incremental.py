@@ -4,6 +4,7 @@ build gives, while only the pages the edit can touch are rendered."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 from collections.abc import Callable
@@ -320,6 +321,9 @@ def test_the_output_is_updated_in_place(tree: Path, tmp_path: Path, run_emkg, ca
     gone = {rel for rel in inodes if rel not in now}
     assert gone and all(rel.startswith(f"views/{view.stem}.") for rel in gone), sorted(gone)
     kept = [rel for rel in now if now[rel] == inodes.get(rel)]
+    other_view = sorted((root / "queries").glob("*.rq"))[0].stem
+    assert {f"views/{other_view}.csv", f"views/{other_view}.json", f"views/{other_view}.html"} <= set(kept), \
+        "a view whose rows did not change keeps its files"
     replaced = [rel for rel in now if rel in inodes and now[rel] != inodes[rel]]
     assert len(kept) > 10 * len(replaced) > 0, (len(kept), len(replaced))
     full = tmp_path / "full"
@@ -352,3 +356,30 @@ def test_the_model_records_what_page_building_reads(tmp_path: Path) -> None:
     assert set(m.statements(ex + "b")) == {ex + "near"} and m.reads.subjects == {ex + "b"}
     assert m.has(ex + "b") and not m.has(ex + "c") and "subjects" in m.reads.flags
     assert m.page(ex + "a") == "id/thing/a/index.html"
+
+
+def test_work_forked_into_a_child_process_reports_back() -> None:
+    """The build's background validation (``publish._Forked``): the child's return value, or its
+    exception (as its text, if it cannot be pickled), comes back to the parent."""
+    import threading
+
+    from emkg.errors import UsageError
+    from emkg.publish import _Forked
+
+    assert _Forked(lambda: {"rows": [1, 2, 3]}).result() == {"rows": [1, 2, 3]}
+
+    def fails() -> None:
+        raise UsageError("the shapes folder is missing")
+
+    with pytest.raises(UsageError, match="the shapes folder is missing"):
+        _Forked(fails).result()
+
+    def unpicklable() -> None:
+        raise ValueError(threading.Lock())
+
+    with pytest.raises(RuntimeError, match="ValueError"):
+        _Forked(unpicklable).result()
+    child = _Forked(lambda: __import__("time").sleep(60))
+    child.stop()  # a build that fails ends its child
+    with pytest.raises(OSError):
+        os.waitpid(child.pid, os.WNOHANG)
