@@ -446,6 +446,7 @@ class Model:
         self._out: dict[str, dict[str, list]] = {}
         self._inc: dict[str, list[tuple[str, str]]] = {}
         self._types: dict[str, list[str]] = {}
+        self._complete = False  # every statement read (``read_all``)
         self.reads = Reads()
         self._labels: dict[str, str] = {}
         self._supers: dict[str, set[str]] = {}
@@ -494,10 +495,38 @@ class Model:
         return None
 
     # -- the graph, read from the store when first asked for (not recorded)
+    def read_all(self) -> None:
+        """Read every statement in one pass over the store, in the same order (a full build reads
+        nearly all of them, and one pass is much faster than one lookup per subject)."""
+        out: dict[str, dict[str, list]] = {}
+        inc: dict[str, list[tuple[str, str]]] = {}
+        NamedNode = ox.NamedNode
+        for q in self._store.quads_for_pattern(None, None, None, ox.DefaultGraph()):
+            s = _key(q.subject)
+            p = q.predicate.value
+            o = q.object
+            pmap = out.get(s)
+            if pmap is None:
+                pmap = out[s] = {}
+            objects = pmap.get(p)
+            if objects is None:
+                pmap[p] = [o]
+            else:
+                objects.append(o)
+            if type(o) is NamedNode:
+                links = inc.get(o.value)
+                if links is None:
+                    inc[o.value] = [(s, p)]
+                else:
+                    links.append((s, p))
+        self._out, self._inc, self._complete = out, inc, True
+
     def statements_of(self, s: str) -> dict[str, list]:
         """predicate -> objects of the statements of ``s`` (an IRI, or ``_:`` and a blank node's id)."""
         found = self._out.get(s)
         if found is None:
+            if self._complete:
+                return {}
             found = {}
             if s in self._subjects:
                 term = ox.BlankNode(s[2:]) if s.startswith("_:") else ox.NamedNode(s)
@@ -514,6 +543,8 @@ class Model:
         """(subject, predicate) of the statements whose object is the IRI ``o``."""
         found = self._inc.get(o)
         if found is None:
+            if self._complete:
+                return []
             found = self._inc[o] = [(_key(q.subject), q.predicate.value) for q in
                                     self._store.quads_for_pattern(None, None, ox.NamedNode(o), ox.DefaultGraph())]
         return found
@@ -527,7 +558,8 @@ class Model:
     # -- values
     def values(self, s: str, p: str) -> list:
         self.reads.predicates.add(p)
-        return self.statements_of(s).get(p, [])
+        found = self._out.get(s)  # (the common case first: read already)
+        return (found if found is not None else self.statements_of(s)).get(p, [])
 
     def statements(self, s: str) -> dict[str, list]:
         """Every statement of ``s``: predicate -> objects."""
@@ -1704,6 +1736,8 @@ def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes
     # resource pages (an incremental build renders only ``only``: the others stay in ``reuse``)
     iris = sorted(model.paths)
     only, reuse = select(model, pages) if select is not None else (None, None)
+    if only is None:
+        model.read_all()  # every page: read every statement at once
     _STATE.update(pages=pages, chrome=chrome, out_dir=out_dir)
     try:
         if only is not None and reuse is not None:
