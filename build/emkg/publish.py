@@ -230,37 +230,54 @@ def run_views(project: Project, store, views_dir: Path | None, planner=None, cha
     ``deferred``, such a view's files are not written but listed there as (name, result), for
     ``write_view_files`` or to be kept in the output the build updates in place.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from .cache import code_fingerprint
     from .views import bind_params, list_views, run_local
 
-    out = []
-    reused = 0
+    planned = []  # (view, key, the kept result or None, the query), in order
+    out: list[tuple] = []
     for view in list_views(project):
         needed = [p.name for p in view.params if p.required]
         if needed:
-            out.append((view, None, f"it needs the parameter{'s' if len(needed) > 1 else ''} {', '.join(needed)}"))
+            planned.append((view, None, None, f"it needs the parameter{'s' if len(needed) > 1 else ''} {', '.join(needed)}"))
             continue
         text = bind_params(view, {})
         key = hashlib.sha256(f"{code_fingerprint('views', 'querydeps')}\0{text}".encode("utf-8")).hexdigest()
-        result = _kept_view(project, planner, changed, view.name, key, text)
-        reused_now = result is not None
-        if reused_now:
-            reused += 1
-        else:
-            try:
-                result = run_local(store, text, source=project.relative(view.path))
-            except UsageError as exc:
-                raise UsageError(f"view {view.name!r} cannot be published: {exc}") from None
-        if planner is not None:
-            planner.remember_view(view.name, key, result)
-        if deferred is not None and reused_now:
-            deferred.append((view.name, result))
-        elif views_dir is not None:
-            write_view_files(project, views_dir, view.name, result)
-        out.append((view, result, None))
+        planned.append((view, key, _kept_view(project, planner, changed, view.name, key, text), text))
+    # the views to run, on two threads when there are several (pyoxigraph evaluates a query
+    # without holding the GIL: the two overlap); the answers are taken in order
+    to_run = [(view, text) for view, key, kept, text in planned if key is not None and kept is None]
+    with ThreadPoolExecutor(max_workers=min(VIEW_THREADS, len(to_run)) or 1) as pool:
+        running = {view.name: pool.submit(run_local, store, text, source=project.relative(view.path)) for view, text in to_run}
+        reused = 0
+        for view, key, kept, text in planned:
+            if key is None:
+                out.append((view, None, text))  # not run: ``text`` says why
+                continue
+            if kept is not None:
+                reused += 1
+                result = kept
+            else:
+                try:
+                    result = running[view.name].result()
+                except UsageError as exc:
+                    for future in running.values():
+                        future.cancel()
+                    raise UsageError(f"view {view.name!r} cannot be published: {exc}") from None
+            if planner is not None:
+                planner.remember_view(view.name, key, result)
+            if deferred is not None and kept is not None:
+                deferred.append((view.name, result))
+            elif views_dir is not None:
+                write_view_files(project, views_dir, view.name, result)
+            out.append((view, result, None))
     if changed is not None:
         log.info("views: %d of %d reused (none of the predicates they read changed)", reused, len(out))
     return out
+
+
+VIEW_THREADS = 2  # stored views run at once (the machines this is made for have two cores or more)
 
 
 def write_view_files(project: Project, views_dir: Path, name: str, result) -> None:
