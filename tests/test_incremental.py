@@ -383,3 +383,28 @@ def test_work_forked_into_a_child_process_reports_back() -> None:
     child.stop()  # a build that fails ends its child
     with pytest.raises(OSError):
         os.waitpid(child.pid, os.WNOHANG)
+
+
+def test_the_model_read_on_demand_equals_one_pass(tree: Path) -> None:
+    """An incremental build reads statements from the store when first asked for; a full build
+    reads them all in one pass (``Model.read_all``). Pages depend on the order of a subject's
+    objects and of an object's incoming links, so both ways must give the same lists, in order."""
+    from emkg.load import load_graph
+    from emkg.project import open_project
+    from emkg.site import Model, SiteInput
+
+    project = open_project(tree)
+    graph = load_graph(project)
+    data = SiteInput(project=project, store=graph.store, prefixes=dict(graph.prefixes))
+    lazy, whole = Model(data), Model(data)
+    whole.read_all()
+    subjects = sorted(lazy.subject_keys())
+    assert subjects and subjects == sorted(whole.subject_keys())
+    objects = sorted({o.value for s in subjects for objs in whole.statements_of(s).values() for o in objs
+                      if type(o).__name__ == "NamedNode"})
+    for s in subjects:
+        assert lazy.statements_of(s) == whole.statements_of(s), s
+        assert list(lazy.statements_of(s)) == list(whole.statements_of(s)), s  # the predicates' order too
+    for o in objects:
+        assert lazy.links_to(o) == whole.links_to(o), o
+    assert lazy.statements_of("https://w3id.org/emkg/id/nothing") == whole.statements_of("https://w3id.org/emkg/id/nothing") == {}
