@@ -185,6 +185,21 @@ def test_global_changes_render_everything(tree: Path, tmp_path: Path, run_emkg, 
     full = tmp_path / "full"
     assert run_emkg("build", "--full", "--out", full, root=tree)[0] == 0
     assert _files(out) == _files(full)  # views whose rows were kept are written into the new folder too
+    shutil.rmtree(full)
+    events = tree / "data" / "events.ttl"
+    original = events.read_text(encoding="utf-8")
+    website = re.search(r"<(https://[^>]+\.example\.org/)>", "".join(
+        p.read_text(encoding="utf-8") for p in sorted((tree / "data").glob("*.ttl"))))
+    assert website, "the generated tree names a website"
+    events.write_text(f"@prefix synthweb: <{website.group(1)}> .\n" + original, encoding="utf-8")
+    try:
+        caplog.clear()
+        assert run_emkg("build", "--out", out, root=tree)[0] == 0
+        assert _rendered(caplog) is None  # a prefix changes no triple, yet every resource's Turtle may use it
+        assert run_emkg("build", "--full", "--out", full, root=tree)[0] == 0
+        assert _files(out) == _files(full)
+    finally:
+        events.write_text(original, encoding="utf-8")
     caplog.clear()
     assert run_emkg("build", "--full", "--out", out, root=tree)[0] == 0
     assert _rendered(caplog) is None

@@ -35,7 +35,9 @@ Global fingerprint (a change re-renders everything): the emkg version and the so
 ``site.py``, ``dumps.py``, ``incremental.py`` and the templates; the base IRI; the build date and
 the announced endpoint (every page's footer); the ontology and shapes files (class labels show on
 every page; the requirements on class pages come from the shapes); the glossary (notation →
-expansion, used to mark up the text of every section).
+expansion, used to mark up the text of every section); the prefixes the sources declare (every
+resource's Turtle and JSON-LD, and the names shown for terms, use them: a prefix declared or
+changed changes no triple).
 
 The affected set, from the triples added or removed (Δ) and the recorded places that moved. What a
 resource page shows (``site.Pages.resource``), and so what it depends on:
@@ -98,7 +100,8 @@ def _hash_files(digest, paths: Iterable[Path], root: Path | None = None) -> None
         digest.update(path.read_bytes() + b"\0")
 
 
-def global_fingerprint(project: Project, date: str | None, endpoint: str | None, glossary: dict[str, str]) -> str:
+def global_fingerprint(project: Project, date: str | None, endpoint: str | None, glossary: dict[str, str],
+                       prefixes: Mapping[str, str] | None = None) -> str:
     from . import __version__
 
     here = Path(__file__).resolve().parent
@@ -109,6 +112,7 @@ def global_fingerprint(project: Project, date: str | None, endpoint: str | None,
     _hash_files(digest, project.ontology_dir.rglob("*.ttl") if project.ontology_dir.is_dir() else [], project.root)
     _hash_files(digest, project.shape_files(), project.root)
     digest.update(json.dumps(sorted(glossary.items())).encode("utf-8"))
+    digest.update(json.dumps(sorted((prefixes or {}).items())).encode("utf-8"))
     return digest.hexdigest()
 
 
@@ -305,7 +309,7 @@ class IncrementalSite:
     def select(self, model, pages) -> tuple[set[str] | None, Path | None]:
         """For ``render_site``: (IRIs to render, previous output), or (None, None): render every page."""
         glossary = dict(pages.glossary) if hasattr(pages, "glossary") else {}
-        fingerprint = global_fingerprint(self.project, self.date, self.endpoint, glossary)
+        fingerprint = global_fingerprint(self.project, self.date, self.endpoint, glossary, model.prefixes.mapping)
         lines = self._lines_of(model.data.store)
         state = {"format": CACHE_FORMAT, "fingerprint": fingerprint, "paths": dict(model.paths),
                  "locations": _locations(model)}
@@ -332,7 +336,7 @@ class IncrementalSite:
         if old is None or self._old_lines is None:
             return None
         if old.get("fingerprint") != state["fingerprint"]:
-            self.reason = "the code, ontology, shapes, glossary, date, endpoint or base IRI changed"
+            self.reason = "the code, ontology, shapes, glossary, prefixes, date, endpoint or base IRI changed"
             return None
         old_paths, new_paths = old["paths"], state["paths"]
         if any(old_paths.get(iri, path) != path for iri, path in new_paths.items()):
