@@ -423,3 +423,34 @@ def test_the_model_read_on_demand_equals_one_pass(tree: Path) -> None:
     for o in objects:
         assert lazy.links_to(o) == whole.links_to(o), o
     assert lazy.statements_of("https://w3id.org/emkg/id/nothing") == whole.statements_of("https://w3id.org/emkg/id/nothing") == {}
+
+
+def test_an_output_replaced_during_the_build_is_not_updated(tree: Path, tmp_path: Path, run_emkg, monkeypatch) -> None:
+    """Another build that swapped in a new output while this one ran: this one refuses to update
+    the new folder in place with its changes (exit 2, a one-line error), and the next build is full."""
+    from emkg.incremental import IncrementalSite
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    root = tmp_path / "tree"
+    shutil.copytree(tree, root, ignore=shutil.ignore_patterns(".cache"))
+    out = tmp_path / "out"
+    assert run_emkg("build", "--out", out, root=root)[0] == 0
+    _sub(_first_update(root), 'schema:text "', 'schema:text "Edited by the test. ')
+    original = IncrementalSite.update_in_place
+
+    def after_another_build(self, tmp, target):
+        shutil.copytree(target, tmp_path / "other")
+        shutil.rmtree(target)
+        (tmp_path / "other").rename(target)  # what a concurrent full build's swap does
+        return original(self, tmp, target)
+
+    monkeypatch.setattr(IncrementalSite, "update_in_place", after_another_build)
+    before = _files(out)
+    code, _out, err = run_emkg("build", "--out", out, root=root)
+    assert code == 2 and "the output folder was replaced while this build ran" in err and "Traceback" not in err
+    assert _files(out) == before
+    monkeypatch.setattr(IncrementalSite, "update_in_place", original)
+    assert run_emkg("build", "--out", out, root=root)[0] == 0
+    full = tmp_path / "full"
+    assert run_emkg("build", "--full", "--out", full, root=root)[0] == 0
+    assert _files(out) == _files(full)

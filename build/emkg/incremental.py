@@ -73,6 +73,7 @@ from pathlib import Path
 import pyoxigraph as ox
 
 from .cache import code_fingerprint
+from .errors import UsageError
 from .load import Location
 from .project import Project
 from .site import RESOURCE_FILES, PageKeys
@@ -403,6 +404,10 @@ class IncrementalSite:
         written into ``tmp``, each replacing its namesake by a rename; remove the files of the
         resources and pages that are gone; then remove ``tmp``."""
         assert self.in_place and self._pending is not None and self._old is not None
+        info = os.stat(out)
+        if [info.st_dev, info.st_ino] != self._old.get("output"):
+            raise UsageError(f"{out}: the output folder was replaced while this build ran (another build?); "
+                             "nothing was updated: run the build again")
         folders = _folders(self._pending[0]["paths"])
         written = _files_in(tmp)
         others = {rel for rel in written if not _resource_file(rel, folders)} | set(self.page_keys.new) | self._kept_files
