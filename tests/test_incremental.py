@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from edits import first_update, sub
 
 SIZE = 2500
 
@@ -19,22 +20,24 @@ def _files(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def _rendered(caplog: pytest.LogCaptureFixture) -> tuple[int, int] | None:
+def _last_numbers(caplog: pytest.LogCaptureFixture, pattern: str, stop: str | None = None) -> tuple[int, int] | None:
+    """The two numbers of the last log message matching ``pattern`` (None if none, or if a
+    message containing ``stop`` came after it)."""
     for record in reversed(caplog.records):
-        match = re.search(r"incremental: (\d+) of (\d+) resource pages", record.getMessage())
+        match = re.search(pattern, record.getMessage())
         if match:
             return int(match.group(1)), int(match.group(2))
-        if "site: every page" in record.getMessage():
+        if stop is not None and stop in record.getMessage():
             return None
     return None
 
 
+def _rendered(caplog: pytest.LogCaptureFixture) -> tuple[int, int] | None:
+    return _last_numbers(caplog, r"incremental: (\d+) of (\d+) resource pages", stop="site: every page")
+
+
 def _pages_reused(caplog: pytest.LogCaptureFixture) -> tuple[int, int] | None:
-    for record in reversed(caplog.records):
-        match = re.search(r"site: (\d+) of (\d+) listing, view and other pages reused", record.getMessage())
-        if match:
-            return int(match.group(1)), int(match.group(2))
-    return None
+    return _last_numbers(caplog, r"site: (\d+) of (\d+) listing, view and other pages reused")
 
 
 def _snapshot(root: Path, into: Path) -> dict[str, bytes]:
@@ -58,12 +61,6 @@ def tree(tmp_path_factory: pytest.TempPathFactory, request) -> Path:
     return root
 
 
-def _sub(path: Path, old: str, new: str, count: int = 1) -> None:
-    text = path.read_text(encoding="utf-8")
-    assert old in text, (path, old)
-    path.write_text(text.replace(old, new, count), encoding="utf-8")
-
-
 def _drop_first_mention(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     changed = re.sub(r"(schema:mentions\n        )[^\s]+ ,\n        ", r"\1", text, count=1)
@@ -79,26 +76,22 @@ def _move_first_post(path: Path) -> None:
     path.write_text(text[:match.start(1)] + other + text[match.end(1):], encoding="utf-8")
 
 
-def _first_update(root: Path) -> Path:
-    return sorted((root / "data" / "updates").glob("*.ttl"))[0]
-
-
 EDITS: dict[str, Callable[[Path], None]] = {
     # a section's text (the section page and its update page)
-    "section text": lambda r: _sub(_first_update(r), 'schema:text "', 'schema:text "Edited by the test. '),
+    "section text": lambda r: sub(first_update(r), 'schema:text "', 'schema:text "Edited by the test. '),
     # an authority's name: every page that links to it shows it
-    "authority label": lambda r: _sub(r / "data" / "authorities.ttl", '"Synthetic Authority 0002"@en',
+    "authority label": lambda r: sub(r / "data" / "authorities.ttl", '"Synthetic Authority 0002"@en',
                                       '"Synthetic Authority 0002 (renamed)"@en', count=2),
     # a mention removed: the entity's incoming links and involvement change
-    "mention removed": lambda r: _drop_first_mention(_first_update(r)),
+    "mention removed": lambda r: _drop_first_mention(first_update(r)),
     # a post moves to another organisation: involvement through posts
     "post moved": lambda r: _move_first_post(r / "data" / "people.ttl"),
     # an update's title: shown beside each of its sections wherever they are listed
-    "update title": lambda r: _sub(_first_update(r), '"Synthetic National Update', '"Synthetic Quarterly Update', count=2),
+    "update title": lambda r: sub(first_update(r), '"Synthetic National Update', '"Synthetic Quarterly Update', count=2),
     # a source document's name: shown in the provenance of everything derived from its sections
-    "document label": lambda r: _sub(_first_update(r), 'rdfs:label "Seed synthetic-update-', 'rdfs:label "Seed (renamed) synthetic-update-'),
+    "document label": lambda r: sub(first_update(r), 'rdfs:label "Seed synthetic-update-', 'rdfs:label "Seed (renamed) synthetic-update-'),
     # lines shift: every page of the file shows where it is recorded
-    "lines shift": lambda r: _sub(r / "data" / "events.ttl", "\n\n", "\n\n# a comment the test adds\n\n"),
+    "lines shift": lambda r: sub(r / "data" / "events.ttl", "\n\n", "\n\n# a comment the test adds\n\n"),
     # a new resource, linked from an existing one
     "resource added": lambda r: (
         (r / "data" / "extra.ttl").write_text(
@@ -174,7 +167,7 @@ def test_global_changes_render_everything(tree: Path, tmp_path: Path, run_emkg, 
     out = tmp_path / "out"
     assert run_emkg("build", "--out", out, root=tree)[0] == 0
     glossary = tree / "data" / "glossary.ttl"
-    _sub(glossary, '"synthetic term number 1"@en', '"synthetic term number one"@en')
+    sub(glossary, '"synthetic term number 1"@en', '"synthetic term number one"@en')
     caplog.clear()
     assert run_emkg("build", "--out", out, root=tree)[0] == 0
     assert _rendered(caplog) is None  # the glossary marks up every section's text
@@ -219,11 +212,7 @@ def test_a_replaced_output_folder_is_rebuilt_in_full(tree: Path, tmp_path: Path,
 
 
 def _views_reused(caplog: pytest.LogCaptureFixture) -> tuple[int, int] | None:
-    for record in reversed(caplog.records):
-        match = re.search(r"views: (\d+) of (\d+) reused", record.getMessage())
-        if match:
-            return int(match.group(1)), int(match.group(2))
-    return None
+    return _last_numbers(caplog, r"views: (\d+) of (\d+) reused")
 
 
 def test_views_are_reused_only_when_none_of_their_predicates_changed(tree: Path, tmp_path: Path, run_emkg, caplog, monkeypatch) -> None:
@@ -240,7 +229,7 @@ def test_views_are_reused_only_when_none_of_their_predicates_changed(tree: Path,
     reused, total = _views_reused(caplog)
     assert reused == total > 0
     caplog.clear()
-    _sub(tree / "data" / "authorities.ttl", '"Synthetic Authority 0003"@en', '"Synthetic Authority 0003 (renamed)"@en', count=2)
+    sub(tree / "data" / "authorities.ttl", '"Synthetic Authority 0003"@en', '"Synthetic Authority 0003 (renamed)"@en', count=2)
     assert run_emkg("build", "--out", out, root=tree)[0] == 0
     reused, total = _views_reused(caplog)
     assert 0 < reused < total
@@ -304,7 +293,7 @@ def test_a_violation_found_alongside_the_dumps_publishes_nothing(tree: Path, tmp
     code, _out, err = run_emkg("build", "--out", out, root=root)
     assert code == 0, err
     before = _files(out)
-    _sub(_first_update(root), "dcterms:isPartOf ", "dcterms:isPartOf <https://w3id.org/emkg/id/update/nowhere> , ")
+    sub(first_update(root), "dcterms:isPartOf ", "dcterms:isPartOf <https://w3id.org/emkg/id/update/nowhere> , ")
     code, report, err = run_emkg("build", "--out", out, root=root)
     assert "alongside the dumps and views" in err  # the validation ran in the background
     assert code == 1, err
@@ -326,7 +315,7 @@ def test_the_output_is_updated_in_place(tree: Path, tmp_path: Path, run_emkg, ca
     inodes = {p.relative_to(out).as_posix(): p.stat().st_ino for p in out.rglob("*") if p.is_file()}
     view = sorted((root / "queries").glob("*.rq"))[0]
     view.unlink()
-    _sub(_first_update(root), 'schema:text "', 'schema:text "Edited by the test. ')
+    sub(first_update(root), 'schema:text "', 'schema:text "Edited by the test. ')
     caplog.clear()
     code, _out, err = run_emkg("build", "--out", out, root=root)
     assert code == 0, err
@@ -435,7 +424,7 @@ def test_an_output_replaced_during_the_build_is_not_updated(tree: Path, tmp_path
     shutil.copytree(tree, root, ignore=shutil.ignore_patterns(".cache"))
     out = tmp_path / "out"
     assert run_emkg("build", "--out", out, root=root)[0] == 0
-    _sub(_first_update(root), 'schema:text "', 'schema:text "Edited by the test. ')
+    sub(first_update(root), 'schema:text "', 'schema:text "Edited by the test. ')
     original = IncrementalSite.update_in_place
 
     def after_another_build(self, tmp, target):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import rdflib
+from edits import first_update, sub
 
 from emkg.project import open_project
 
@@ -34,16 +35,6 @@ def faulty_tree(tmp_path_factory: pytest.TempPathFactory, request) -> Path:
     return root
 
 
-def _sub(path: Path, old: str, new: str, count: int = 1) -> None:
-    text = path.read_text(encoding="utf-8")
-    assert old in text, (path, old)
-    path.write_text(text.replace(old, new, count), encoding="utf-8")
-
-
-def _first_update(root: Path) -> Path:
-    return sorted((root / "data" / "updates").glob("*.ttl"))[0]
-
-
 def _drop_line(path: Path, pattern: str) -> None:
     text = path.read_text(encoding="utf-8")
     changed = re.sub(pattern, "", text, count=1, flags=re.M)
@@ -53,14 +44,14 @@ def _drop_line(path: Path, pattern: str) -> None:
 
 EDITS: dict[str, Callable[[Path], None]] = {
     # a literal only one shape group reads
-    "section text": lambda r: _sub(_first_update(r), 'schema:text "', 'schema:text "Edited by the test. '),
+    "section text": lambda r: sub(first_update(r), 'schema:text "', 'schema:text "Edited by the test. '),
     # a new violation: a section text with a tab (the whitespace warning) and a required value gone
-    "whitespace fault": lambda r: _sub(_first_update(r), 'schema:text "', 'schema:text "Tab\tin the text. '),
-    "title removed": lambda r: _drop_line(_first_update(r), r"^    dcterms:title [^\n]*;\n"),
+    "whitespace fault": lambda r: sub(first_update(r), 'schema:text "', 'schema:text "Tab\tin the text. '),
+    "title removed": lambda r: _drop_line(first_update(r), r"^    dcterms:title [^\n]*;\n"),
     # every result of the file moves down: kept results must be located again
-    "lines shift": lambda r: _sub(r / "data" / "authorities.ttl", "\n\n", "\n\n# a comment the test adds\n\n"),
+    "lines shift": lambda r: sub(r / "data" / "authorities.ttl", "\n\n", "\n\n# a comment the test adds\n\n"),
     # a type changes: every group with a class target reads rdf:type
-    "type changed": lambda r: _sub(r / "data" / "events.ttl", "a emkg:Event", "a emkg:Publication"),
+    "type changed": lambda r: sub(r / "data" / "events.ttl", "a emkg:Event", "a emkg:Publication"),
     # a file added, then removed
     "file added": lambda r: (r / "data" / "extra.ttl").write_text(
         "@prefix emkg: <https://w3id.org/emkg/def/> .\n@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .\n"
@@ -68,7 +59,7 @@ EDITS: dict[str, Callable[[Path], None]] = {
         "    rdfs:label \"Synthetic Extra\" .\n", encoding="utf-8"),
     "file removed": lambda r: (r / "data" / "extra.ttl").unlink(),
     # a blank node appears (QC blank-node check; results naming blank nodes are never kept)
-    "blank node": lambda r: _sub(r / "data" / "glossary.ttl", "\n\n", '\n\n<https://w3id.org/emkg/id/concept/synthetic-bnode> '
+    "blank node": lambda r: sub(r / "data" / "glossary.ttl", "\n\n", '\n\n<https://w3id.org/emkg/id/concept/synthetic-bnode> '
                                  '<http://www.w3.org/2000/01/rdf-schema#seeAlso> [ <http://www.w3.org/2000/01/rdf-schema#label> "x" ] .\n\n'),
 }
 

@@ -1227,7 +1227,7 @@ def _child_write(names: tuple[str, ...]) -> dict[str, tuple[int, str]]:
 
 def _start_in_child(job: _DumpJob, names: tuple[str, ...]):
     """Start writing ``names`` in a forked process (None where fork is not available, or while
-    another thread runs: a validation in the background, whose locks a forked child would inherit)."""
+    another thread runs, whose locks a forked child would inherit)."""
     if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
         return None
     _CHILD_JOB["job"] = job  # the forked process inherits it: nothing is pickled but the names

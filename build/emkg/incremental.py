@@ -67,7 +67,7 @@ import logging
 import os
 import pickle
 import shutil
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pyoxigraph as ox
@@ -151,7 +151,6 @@ class IncrementalSite:
         self._lines: tuple[ox.Store, set[bytes]] | None = None
         self._delta_of: tuple[set[bytes], set[bytes]] | None = None
         self._views: dict[str, tuple[str, object]] = {}  # view name -> (what it was run from, result)
-        self._kept_views: dict[int, tuple[object, str]] = {}  # id of a kept result -> (it, the file of its rows)
         self.page_keys = PageKeys()  # the listing, view and other pages: what they were made from
         self._files: dict[str, tuple[str, dict[str, tuple[int, ...]]]] = {}  # file -> (bytes key, subject -> lines)
         self._others: set[str] = set()  # the output's files that are not resource pages
@@ -258,9 +257,7 @@ class IncrementalSite:
         path = self.cache / "views" / file
         if not path.is_file():
             return None
-        result = KeptResult(list(variables), lambda: _read_rows(path))
-        self._kept_views[id(result)] = (result, file)
-        return result
+        return KeptResult(list(variables), path)
 
     def remember_view(self, name: str, key: str, result) -> None:
         self._views[name] = (key, result)
@@ -272,9 +269,8 @@ class IncrementalSite:
         folder = self.cache / "views"
         record = {}
         for name, (key, result) in self._views.items():
-            kept = self._kept_views.get(id(result))
-            if kept is not None and kept[0] is result:
-                record[name] = (key, kept[1], list(result.variables))
+            if isinstance(result, KeptResult):
+                record[name] = (key, result.path.name, list(result.variables))
                 continue
             encoded = encode_result(result)
             if encoded is None:
@@ -348,23 +344,22 @@ class IncrementalSite:
         moved = {iri for iri, loc in new_loc.items() if old_loc.get(iri) != loc}
         affected |= moved
         delta = self._delta(lines)
-        affected |= affected_by(model, delta)
-        self.page_keys.unaffected = self._unaffected_groups(model, delta, lines, bool(moved) or old_loc.keys() != new_loc.keys())
+        added = _parse_lines(line for line in delta if line in lines)
+        removed = _parse_lines(line for line in delta if line not in lines)
+        affected |= affected_by(model, added + removed)
+        self.page_keys.unaffected = self._unaffected_groups(model, added, removed, bool(moved) or old_loc.keys() != new_loc.keys())
         return affected
 
-    def _unaffected_groups(self, model, delta: set[bytes], lines: set[bytes], moved: bool) -> set[str]:
+    def _unaffected_groups(self, model, added: list[ox.Triple], removed: list[ox.Triple], moved: bool) -> set[str]:
         """The groups of pages (``site.PageKeys``) that nothing of the edit can change: none of
         the predicates, subjects (every statement) or objects (every incoming link) they read
         changed; nor which resources exist, when they read that; nor where a subject is written,
         when they read that; and, for the views' pages, every view's rows are the last build's."""
-        added = [line for line in delta if line in lines]
-        removed = [line for line in delta if line not in lines]
         predicates: set[str] = set()
         objects: set[str] = set()
         count: dict[str, int] = {}  # subject -> statements removed minus added
         for part, sign in ((added, -1), (removed, 1)):
-            data = b"\n".join(part)
-            for triple in (ox.parse(data, format=ox.RdfFormat.N_TRIPLES) if data else ()):
+            for triple in part:
                 if not isinstance(triple.subject, ox.NamedNode) or isinstance(triple.object, (ox.BlankNode, ox.Triple)):
                     return set()  # blank nodes are labelled anew by every dump: nothing is sure
                 predicates.add(triple.predicate.value)
@@ -375,7 +370,7 @@ class IncrementalSite:
         now = {s: sum(map(len, model.statements_of(s).values())) for s in subjects}
         appeared_or_went = any((now[s] == 0) != (now[s] + count[s] == 0) for s in subjects)
         views_kept = self._old is not None and set(self._views) == set(self._old.get("views", {})) and all(
-            id(result) in self._kept_views and self._kept_views[id(result)][0] is result for _key, result in self._views.values())
+            isinstance(result, KeptResult) for _key, result in self._views.values())
         unaffected = set()
         for name, group in self.page_keys.old_groups.items():
             read_predicates, read_subjects, read_objects, flags = group["reads"]
@@ -392,7 +387,7 @@ class IncrementalSite:
         """Remember the files of a complete new output ``folder`` that are not resource pages
         (before it replaces the output: for the next incremental build to tell which are gone)."""
         if self._pending is not None:
-            self._others = self._other_files(folder)
+            self._others = self._other_files(_files_in(folder))
 
     def keep_files(self, files: Iterable[str]) -> None:
         """Files of the output that an update in place leaves as they are (written by no step of
@@ -408,9 +403,9 @@ class IncrementalSite:
         if [info.st_dev, info.st_ino] != self._old.get("output"):
             raise UsageError(f"{out}: the output folder was replaced while this build ran (another build?); "
                              "nothing was updated: run the build again")
-        folders = _folders(self._pending[0]["paths"])
         written = _files_in(tmp)
-        others = {rel for rel in written if not _resource_file(rel, folders)} | set(self.page_keys.new) | self._kept_files
+        others = self._other_files(written) | set(self.page_keys.new) | self._kept_files
+        folders = _folders(self._pending[0]["paths"])
         gone = {f"{folder}/{name}" for folder in _folders(self._old["paths"]) - folders for name in RESOURCE_FILES}
         gone |= set(self._old.get("others", ())) - others
         made: set[str] = set()
@@ -436,10 +431,11 @@ class IncrementalSite:
         self._others = others
         log.info("site: the output updated in place: %d files written, %d removed", len(written), len(gone - set(written)))
 
-    def _other_files(self, folder: Path) -> set[str]:
+    def _other_files(self, files: Iterable[str]) -> set[str]:
+        """Those of ``files`` (relative paths in an output) that are not this build's resource pages."""
         assert self._pending is not None
         folders = _folders(self._pending[0]["paths"])
-        return {rel for rel in _files_in(folder) if not _resource_file(rel, folders)}
+        return {rel for rel in files if not _resource_file(rel, folders)}
 
     # -- remembering ------------------------------------------------------------------------------------
 
@@ -522,34 +518,25 @@ def decode_result(encoded: tuple):
     return Result(list(variables), _decode_rows(rows))
 
 
-def _read_rows(path: Path) -> list:
-    """The encoded rows of a kept view (``_views_record``)."""
-    with path.open("rb") as f:
-        rows = pickle.load(f)
-    if not isinstance(rows, list):
-        raise ValueError(f"{path}: not the rows of a view")
-    return rows
-
-
 class KeptResult(Result):
-    """A view's result kept from the last build: its rows are read (``load``: the encoded rows)
-    and decoded when first asked for. An edit that changes no view needs none of them: the views'
-    files and pages stay as they are."""
+    """A view's result kept from the last build: its rows are read from ``path`` (the encoded
+    rows, ``_views_record``) and decoded when first asked for. An edit that changes no view needs
+    none of them: the views' files and pages stay as they are."""
 
-    def __init__(self, variables: list[str], load: Callable[[], list]) -> None:  # noqa: D107 - not the dataclass's
+    def __init__(self, variables: list[str], path: Path) -> None:  # noqa: D107 - not the dataclass's
         self.variables = variables
-        self._load = load
+        self.path = path
         self._decoded: list | None = None
 
     @property  # type: ignore[override]
     def rows(self) -> list:
         if self._decoded is None:
-            self._decoded = _decode_rows(self._load())
+            with self.path.open("rb") as f:
+                rows = pickle.load(f)
+            if not isinstance(rows, list):
+                raise ValueError(f"{self.path}: not the rows of a view")
+            self._decoded = _decode_rows(rows)
         return self._decoded
-
-    @rows.setter
-    def rows(self, value: list) -> None:
-        self._decoded = value
 
 
 def _decode_rows(rows: list) -> list[tuple]:
@@ -587,17 +574,21 @@ def _decode_rows(rows: list) -> list[tuple]:
     return [tuple(map(term, row)) for row in rows]
 
 
-def affected_by(model, delta: Iterable[bytes]) -> set[str]:
+def _parse_lines(lines: Iterable[bytes]) -> list[ox.Triple]:
+    """N-Triples lines as triples."""
+    data = b"\n".join(lines)
+    return list(ox.parse(data, format=ox.RdfFormat.N_TRIPLES)) if data else []
+
+
+def affected_by(model, delta: Iterable[ox.Triple]) -> set[str]:
     """The resources whose pages can show something that the changed triples changed."""
     subjects: set[str] = set()
     objects: set[str] = set()
-    data = b"\n".join(delta)
-    if data:
-        for triple in ox.parse(data, format=ox.RdfFormat.N_TRIPLES):
-            if isinstance(triple.subject, ox.NamedNode):
-                subjects.add(triple.subject.value)
-            if isinstance(triple.object, ox.NamedNode):
-                objects.add(triple.object.value)
+    for triple in delta:
+        if isinstance(triple.subject, ox.NamedNode):
+            subjects.add(triple.subject.value)
+        if isinstance(triple.object, ox.NamedNode):
+            objects.add(triple.object.value)
     out_of, in_of = model.statements_of, model.links_to  # not recorded: planning, not page building
 
     def out_iris(x: str) -> set[str]:

@@ -153,17 +153,22 @@ def _group_reads(shapes: rdflib.Graph, roots: Iterable, project: Project | None)
     return frozenset(reads)
 
 
+def _reachable(starts: Iterable, neighbours) -> set:
+    """``starts`` and every node reached from them through ``neighbours(node)``, to any depth."""
+    seen: set = set()
+    todo = list(starts)
+    while todo:
+        node = todo.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        todo.extend(neighbours(node))
+    return seen
+
+
 def evaluated(shapes: rdflib.Graph, roots: Iterable) -> set:
     """Every shape the engine evaluates from ``roots`` (through any shape link, to any depth)."""
-    seen: set = set()
-    todo = list(roots)
-    while todo:
-        shape = todo.pop()
-        if shape in seen:
-            continue
-        seen.add(shape)
-        todo.extend(_linked_shapes(shapes, shape))
-    return seen
+    return _reachable(roots, lambda shape: _linked_shapes(shapes, shape))
 
 
 def _linked_shapes(shapes: rdflib.Graph, shape) -> list:
@@ -250,24 +255,19 @@ def reduced_shapes(shapes: rdflib.Graph, roots: Iterable) -> rdflib.Graph:
     the blank nodes, lists and prefix declarations those use), with the targets of every other
     shape removed (a shape reached through ``sh:node`` is evaluated, never targeted)."""
     roots = set(roots)
-    keep = evaluated(shapes, roots)
+
+    def kept(node) -> list:  # a node's triples that stay (not the targets of a shape that is not run)
+        return [(p, o) for p, o in shapes.predicate_objects(node) if not (p in TARGETS and node not in roots)]
+
+    def followed(node) -> list:  # what those triples lead to that must come along
+        return [o for p, o in kept(node) if isinstance(o, rdflib.BNode) or p in (SH.prefixes, SH.sparql, SH.target, SH.declare)]
+
     out = rdflib.Graph()
     for prefix, namespace in shapes.namespaces():
         out.bind(prefix, namespace, override=True)
-    done: set = set()
-    todo = list(keep)
-    while todo:
-        node = todo.pop()
-        if node in done:
-            continue
-        done.add(node)
-        for p, o in shapes.predicate_objects(node):
-            if p in TARGETS and node not in roots:
-                continue
+    for node in _reachable(evaluated(shapes, roots), followed):
+        for p, o in kept(node):
             out.add((node, p, o))
-            follow = isinstance(o, rdflib.BNode) or p in (SH.prefixes, SH.sparql, SH.target, SH.declare)
-            if follow and o not in done:
-                todo.append(o)
     return out
 
 

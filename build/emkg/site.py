@@ -1894,11 +1894,6 @@ def _table(columns: Sequence[str], rows: list[list], caption: str | None = None)
     return {"columns": list(columns), "rows": rows, "caption": caption}
 
 
-def special_pages(pages: Pages, data: SiteInput) -> list[dict]:
-    """Every page that is not a resource page (its context)."""
-    return [ctx for _key, make in page_groups(pages, data).values() for ctx in make()]
-
-
 def page_groups(pages: Pages, data: SiteInput) -> dict[str, tuple[str | None, Callable[[], list[dict]]]]:
     """The pages that are not resource pages, by group: name -> (a key of what the group is made
     from besides the graph, or None when it is made from more than that; what makes its pages).
