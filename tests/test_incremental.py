@@ -363,27 +363,27 @@ def test_the_model_records_what_page_building_reads(tmp_path: Path) -> None:
 
 
 def test_work_forked_into_a_child_process_reports_back() -> None:
-    """The build's background validation (``publish._Forked``): the child's return value, or its
+    """The build's background validation (``forked.Forked``): the child's return value, or its
     exception (as its text, if it cannot be pickled), comes back to the parent."""
     import threading
 
     from emkg.errors import UsageError
-    from emkg.publish import _Forked
+    from emkg.forked import Forked
 
-    assert _Forked(lambda: {"rows": [1, 2, 3]}).result() == {"rows": [1, 2, 3]}
+    assert Forked(lambda: {"rows": [1, 2, 3]}).result() == {"rows": [1, 2, 3]}
 
     def fails() -> None:
         raise UsageError("the shapes folder is missing")
 
     with pytest.raises(UsageError, match="the shapes folder is missing"):
-        _Forked(fails).result()
+        Forked(fails).result()
 
     def unpicklable() -> None:
         raise ValueError(threading.Lock())
 
     with pytest.raises(RuntimeError, match="ValueError"):
-        _Forked(unpicklable).result()
-    child = _Forked(lambda: __import__("time").sleep(60))
+        Forked(unpicklable).result()
+    child = Forked(lambda: __import__("time").sleep(60))
     child.stop()  # a build that fails ends its child
     with pytest.raises(OSError):
         os.waitpid(child.pid, os.WNOHANG)

@@ -64,15 +64,12 @@ import hashlib
 import itertools
 import json
 import logging
-import multiprocessing
-import threading
 import os
+import threading
 import re
 import subprocess
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +77,7 @@ from typing import Any
 import pyoxigraph as ox
 
 from .fmt import format_graph, format_turtle, ground_blocks, join_blocks
+from .forked import ChildDied, Forked
 from .project import Project
 
 log = logging.getLogger(__name__)
@@ -864,14 +862,19 @@ def write_dumps(project: Project, graph, out_dir: Path, *, description: Descript
     second = ("emkg.jsonld", "emkg.trig")
     # a second process pays when there is much to format: a whole graph, or many changed subjects
     work = count if ground is None else job.lines_to_format("emkg.ttl")
-    pending = _start_in_child(job, second) if parallel and work >= PARALLEL_DUMPS_THRESHOLD else None
-    for name in ("emkg.ttl", "emkg.nt", *(second if pending is None else ())):
-        say(f"writing {name}")
-        written[name] = job.write(name)
-    if pending is not None:
+    child = _start_in_child(job, second) if parallel and work >= PARALLEL_DUMPS_THRESHOLD else None
+    try:
+        for name in ("emkg.ttl", "emkg.nt", *(second if child is None else ())):
+            say(f"writing {name}")
+            written[name] = job.write(name)
+    except BaseException:
+        if child is not None:
+            child.stop()
+        raise
+    if child is not None:
         for name in second:
             say(f"writing {name}")
-        written.update(_finish_child(*pending))
+        written.update(_finish_child(child, job, second))
     dumps = [Dump(name, by_name[name].title, by_name[name].media_type, *written[name], count)
              for name in ("emkg.ttl", "emkg.nt", "emkg.jsonld", "emkg.trig")]
     say("writing void.ttl")
@@ -1217,40 +1220,25 @@ def _trig_facts(project: Project, pmap: Mapping[str, list[Term]]) -> tuple[bool,
             part_of, tuple(nt(o) for o in pmap.get(PROV + "wasDerivedFrom", ())))
 
 
-_CHILD_JOB: dict[str, _DumpJob] = {}
-
-
-def _child_write(names: tuple[str, ...]) -> dict[str, tuple[int, str]]:
-    job = _CHILD_JOB["job"]
-    return {name: job.write(name) for name in names}
-
-
-def _start_in_child(job: _DumpJob, names: tuple[str, ...]):
+def _start_in_child(job: _DumpJob, names: tuple[str, ...]) -> Forked | None:
     """Start writing ``names`` in a forked process (None where fork is not available, or while
     another thread runs, whose locks a forked child would inherit)."""
-    if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+    if not hasattr(os, "fork") or threading.active_count() > 1:
         return None
-    _CHILD_JOB["job"] = job  # the forked process inherits it: nothing is pickled but the names
     try:
-        executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
-        future = executor.submit(_child_write, names)
+        return Forked(lambda: {name: job.write(name) for name in names})
     except OSError as exc:  # no process could be started: write them here
         log.debug("dumps: no second process (%s); writing serially", exc)
-        _CHILD_JOB.clear()
         return None
-    return executor, future, job, names
 
 
-def _finish_child(executor, future, job: _DumpJob, names: tuple[str, ...]) -> dict[str, tuple[int, str]]:
+def _finish_child(child: Forked, job: _DumpJob, names: tuple[str, ...]) -> dict[str, tuple[int, str]]:
     """The (size, sha256) of the files the child wrote; written here instead if the child died."""
     try:
-        return future.result()
-    except BrokenProcessPool:
+        return child.result()
+    except ChildDied:
         log.debug("dumps: the second process died; writing %s here", ", ".join(names))
         return {name: job.write(name) for name in names}
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
-        _CHILD_JOB.clear()
 
 
 def void_triples(description: Description, dumps: Sequence[Dump], project: Project) -> list[ox.Triple]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import pickle
 import re
 import shutil
 import signal
@@ -34,12 +33,12 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, TextIO
 
 import pyoxigraph as ox
 
 from .errors import EXIT_OK, UsageError
+from .forked import Forked
 from .project import Project
 
 log = logging.getLogger(__name__)
@@ -342,12 +341,12 @@ class Validation:
         from .validate import kept_report, validate_loaded
 
         self.report = kept_report(project, graph, shapes)
-        self._child: _Forked | None = None
+        self._child: Forked | None = None
         self._error: BaseException | None = None
         if self.report is not None:
             return
         if background and hasattr(os, "fork"):
-            self._child = _Forked(lambda: validate_loaded(project, graph, shapes, qc=True, reuse=True))
+            self._child = Forked(lambda: validate_loaded(project, graph, shapes, qc=True, reuse=True))
         else:
             self.report = validate_loaded(project, graph, shapes, qc=True, reuse=True)
 
@@ -375,58 +374,6 @@ class Validation:
         if self._child is not None:
             self._child.stop()
             self._child = None
-
-
-class _Forked:
-    """``work()`` run in a forked child process: ``result()`` is what it returned, or raises what
-    it raised. The child leaves no trace of this process's exit handlers or buffers (``_exit``)."""
-
-    def __init__(self, work: Callable[[], Any]) -> None:
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child (its work is what the tests check)
-            status = 0
-            try:
-                os.close(read)
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                try:
-                    payload = pickle.dumps((True, work()), protocol=5)
-                except BaseException as exc:  # noqa: BLE001 - sent to the parent
-                    try:
-                        payload = pickle.dumps((False, exc), protocol=5)
-                    except Exception:  # noqa: BLE001 - an error that cannot be pickled: its text
-                        payload = pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")), protocol=5)
-                with os.fdopen(write, "wb") as pipe:
-                    pipe.write(payload)
-            except BaseException:  # noqa: BLE001 - nothing may unwind into the parent's code
-                status = 1
-            finally:
-                os._exit(status)
-        os.close(write)
-        self.pid, self._read = pid, read
-
-    def result(self) -> Any:
-        with os.fdopen(self._read, "rb") as pipe:
-            payload = pipe.read()
-        _pid, status = os.waitpid(self.pid, 0)
-        if not payload:
-            raise RuntimeError(f"the validation process ended without a report (wait status {status})")
-        ok, value = pickle.loads(payload)
-        if not ok:
-            raise value
-        return value
-
-    def stop(self) -> None:
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-        try:
-            os.close(self._read)
-        except OSError:
-            pass
 
 
 # Above this the validation runs before the dumps, not alongside them: at national scale the two
