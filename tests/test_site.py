@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import os
 import re
 import shutil
@@ -602,6 +603,29 @@ def test_rich_text_nests_abbr_inside_links() -> None:
     assert out == 'the <a href="g.html" title="G">EM <abbr title="Directors">DCS</abbr> group</a> met'
 
 
+def test_glossary_candidates_are_the_acronyms_that_match_longest_first() -> None:
+    """``Glossary.candidates`` skips the acronyms that cannot match without trying each: it must
+    name exactly those whose word pattern matches, in the order they are marked up."""
+    from emkg.site import Glossary, _word_pattern
+
+    notations = ["SEND", "SEN", "SW MoU", "UASC", "-x", "x-", "a.b", "Ofsted", "ÉCOLE", "LA", "LAs", " ", "EM-DCS", "DCS"]
+    glossary = Glossary({n: n.lower() for n in notations})
+    texts = ["SEND and SEN", "SENDING sent", "the SW MoU, UASC-led", "pre-x -x x- x-y", "a.b a-b ab", "École ÉCOLE",
+             "LAs: LA, LA's", "EM-DCS and EM DCS", "", "<b>SEND</b>", "DCS-", "(UASC)"]
+    for text in texts:
+        expected = [n for n in sorted(notations, key=len, reverse=True)
+                    if n.strip() and _word_pattern(n, False, True).search(text)]
+        got = [n for n in glossary.candidates(text) if _word_pattern(n, False, True).search(text)]
+        assert got == expected, text
+        assert set(glossary.candidates(text)) <= {n for n in notations if n in text}, text
+    assert dict(glossary) == {n: n.lower() for n in notations}
+    from emkg.site import rich_text
+
+    out = str(rich_text("SEND and SEN, EM-DCS and EM DCS", [], glossary))
+    assert out == ('<abbr title="send">SEND</abbr> and <abbr title="sen">SEN</abbr>, <abbr title="em-dcs">EM-DCS</abbr>'
+                   ' and EM <abbr title="dcs">DCS</abbr>')
+
+
 # --- the command -----------------------------------------------------------------------------------
 
 def test_build_tiny_project_summary_and_progress(tmp_path: Path) -> None:
@@ -719,12 +743,15 @@ def test_an_interrupted_build_leaves_the_previous_output(tmp_path: Path) -> None
     assert not (tmp_path / f".{out.name}.tmp-{killed.pid}").exists(), "...the next build removes its leftovers"
 
 
-def test_parallel_rendering_gives_the_same_site(tmp_path: Path, monkeypatch) -> None:
+def test_parallel_rendering_gives_the_same_site(tmp_path: Path, monkeypatch, caplog) -> None:
+    """Rendered in this process, or by workers started before the dumps and views (with the
+    dataset description in their copy of the store, not in the dumps' and views'): the same bytes."""
     from emkg import publish, site
     from emkg.load import load_graph, load_shapes
     from emkg.project import open_project
     from emkg.validate import validate_loaded
 
+    caplog.set_level(logging.INFO, logger="emkg.site")
     root = tiny_project(tmp_path / "p", authorities=60)
     project = open_project(root)
     outs = []
@@ -734,11 +761,47 @@ def test_parallel_rendering_gives_the_same_site(tmp_path: Path, monkeypatch) -> 
         graph, shapes = load_graph(project), load_shapes(project)
         report = validate_loaded(project, graph, shapes)
         out = publish.check_output(project, tmp_path / f"out-{jobs}")
+        caplog.clear()
         summary = publish.publish(project, out, graph, shapes, report, jobs=jobs, progress=publish.Progress(live=False))
         assert summary.pages > 60
+        started_early = any("before the dumps and views" in r.getMessage() for r in caplog.records)
+        assert started_early == (jobs == 2), "two jobs: the resource pages are started before the dumps"
         outs.append(out)
     files = [{p.relative_to(o): p.read_bytes() for p in o.rglob("*") if p.is_file()} for o in outs]
     assert files[0] == files[1]
+
+
+def test_a_build_failing_while_the_pages_render_ends_the_workers(tmp_path: Path, monkeypatch) -> None:
+    """A view that cannot be published while the workers render the resource pages: exit 2, the
+    workers ended, nothing published, no temporary folder left."""
+    import multiprocessing
+
+    from emkg import publish, site
+
+    monkeypatch.setattr(site, "PARALLEL_THRESHOLD", 0)
+    monkeypatch.setattr(site, "BATCH_SIZE", 4)
+    from emkg.errors import UsageError
+
+    root = tiny_project(tmp_path / "p", authorities=60)
+    started = []
+    real_start = site.start_resource_pages
+
+    def start(*args, **kwargs):
+        started.append(real_start(*args, **kwargs))
+        return started[-1]
+
+    def views_fail(*_args, **_kwargs):
+        assert started and started[0].pool is not None, "the workers are rendering"
+        raise UsageError("view 'broken' cannot be published: the test made it fail")
+
+    monkeypatch.setattr(site, "start_resource_pages", start)
+    monkeypatch.setattr(publish, "run_views", views_fail)
+    out = tmp_path / "site"
+    ran = run_cli("--root", root, "build", "--jobs", "2", "--out", out)
+    assert ran.returncode == 2 and "broken" in ran.stderr and "Traceback" not in ran.stderr, ran.stderr
+    assert started and started[0] is not None and started[0].pool is None, "the workers were started, then ended"
+    assert not multiprocessing.active_children()
+    assert not out.exists() and not list(tmp_path.glob(".site.tmp-*"))
 
 
 def test_two_builds_give_identical_sites(tmp_path: Path) -> None:

@@ -189,6 +189,12 @@ class IncrementalSite:
 
     # -- planning -------------------------------------------------------------------------------------
 
+    @property
+    def renders_every_page(self) -> bool:
+        """Whether ``select`` will render every page whatever the graph holds (``--full``, or no
+        usable last build): known before the graph is looked at."""
+        return self.full or self._old is None or self._old_lines is None
+
     def locations(self, graph) -> Mapping[str, list[Location]]:
         """Where each subject is written (``file:line``, shown on its page), for ``render_site``.
 

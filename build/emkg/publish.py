@@ -31,6 +31,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -493,6 +494,7 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
     except OSError as exc:
         raise UsageError(f"{out}: cannot create a temporary folder beside it: {exc.strerror or exc}") from None
 
+    early = None  # the resource pages, when they are started before the dumps (``_start_resource_pages``)
     previous = signal.getsignal(signal.SIGTERM)
     try:
         signal.signal(signal.SIGTERM, _on_sigterm)
@@ -502,9 +504,12 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
         (tmp / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
         progress.step("describing the dataset")
         description = dumps_mod.describe(project, graph.store, graph.prefixes, date=date, endpoint=endpoint)
+        described = [ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph()) for t in description.triples]
+        locations = planner.locations(graph) if site else None
+        if site and planner.renders_every_page:  # every resource page: rendered while the dumps and views are written
+            early = _start_resource_pages(project, graph, shapes, tmp, described, date, endpoint, jobs, locations)
         written = dumps_mod.write_dumps(project, graph, tmp, description=description, progress=progress.step,
                                          parallel=jobs != 1, on_lines=lambda lines: planner.known_lines(graph.store, lines))
-        described = [ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph()) for t in description.triples]
         progress.step("running the stored views")
         changed = planner.changed_predicates(graph.store, described) if site else None
         if changed is not None and any(q in graph.store for q in described):
@@ -523,7 +528,7 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
             stats = render_site(project, graph, shown, views, tmp, shapes=shapes, dumps=written,
                                 description=description, date=date, endpoint=endpoint, jobs=jobs,
                                 progress=progress.tick, store=store, select=planner.select,
-                                page_keys=planner.page_keys, locations=planner.locations(graph))
+                                page_keys=planner.page_keys, locations=locations, early=early)
             pages = stats.pages
         if isinstance(report, Validation):
             report.check()  # nothing is published unless it conforms
@@ -545,6 +550,8 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
             if changed is None:
                 _analyse_views(project, views)
     except BaseException:
+        if early is not None:
+            early.close()  # its workers write into the temporary folder
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
@@ -552,6 +559,26 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
             signal.signal(signal.SIGTERM, previous)
     return BuildSummary(out, description.total_triples, len([d for d in written if d.triples]),
                         len(views), pages, time.monotonic() - started)
+
+
+def _start_resource_pages(project: Project, graph, shapes, tmp: Path, described: Sequence[ox.Quad], date: str | None,
+                          endpoint: str | None, jobs: int, locations):
+    """Every resource page, started in worker processes (``site.start_resource_pages``) from the
+    graph with the dataset description added, so that they render while this process writes the
+    dumps and views; the description's triples are taken out of the store again at once (the
+    dumps and views are of the graph alone; the workers have their own copy). None where the
+    pages are rendered later, the usual way."""
+    from .site import start_resource_pages
+
+    store = graph.store
+    added = [quad for quad in described if quad not in store]
+    store.bulk_extend(added)
+    try:
+        return start_resource_pages(project, graph, tmp, shapes=shapes, date=date, endpoint=endpoint, jobs=jobs,
+                                    store=store, locations=locations)
+    finally:
+        for quad in added:
+            store.remove(quad)
 
 
 def _shown(project: Project, path: Path) -> str:

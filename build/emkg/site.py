@@ -321,6 +321,38 @@ def _word_pattern(word: str, ignore_case: bool, hyphen: bool) -> re.Pattern:
     return re.compile(rf"(?<!{edge})" + re.escape(word) + rf"(?!{edge})", re.IGNORECASE if ignore_case else 0)
 
 
+class Glossary(Mapping[str, str]):
+    """Acronyms (``skos:notation``) and their expansions, read-only, with what ``rich_text`` needs
+    to find them in a text without trying every acronym of a national glossary on every section:
+    the notations longest first (the order they are marked up in), and those made only of word
+    characters and hyphens by name (such a notation can only match a whole ``[\\w-]+`` word)."""
+
+    def __init__(self, expansions: Mapping[str, str]) -> None:
+        self._expansions = dict(expansions)
+        ordered = sorted((n for n in self._expansions if n.strip()), key=len, reverse=True)
+        self._rank = {n: i for i, n in enumerate(ordered)}
+        self._words = {n for n in ordered if _WORD.fullmatch(n)}
+        self._others = [n for n in ordered if n not in self._words]
+
+    def __getitem__(self, notation: str) -> str:
+        return self._expansions[notation]
+
+    def __iter__(self):
+        return iter(self._expansions)
+
+    def __len__(self) -> int:
+        return len(self._expansions)
+
+    def candidates(self, text: str) -> list[str]:
+        """The notations that may occur in ``text`` as a word, longest first."""
+        found = {w for w in _WORD.findall(text) if w in self._words}
+        found.update(n for n in self._others if n in text)
+        return sorted(found, key=self._rank.__getitem__)
+
+
+_WORD = re.compile(r"[\w-]+")
+
+
 def rich_text(text: str, links: Sequence[tuple[Sequence[str], str, str]], glossary: Mapping[str, str]) -> Markup:
     """Escaped text with the first occurrence of each linked entity's label made a link, and every
     glossary acronym marked up as ``<abbr title=expansion>``.
@@ -352,9 +384,8 @@ def rich_text(text: str, links: Sequence[tuple[Sequence[str], str, str]], glossa
             spans.append((best[0], best[1], href, title))
     spans.sort()
     abbrs: list[tuple[int, int, str]] = []
-    for notation in sorted(glossary, key=len, reverse=True):
-        if not notation.strip() or notation not in text:
-            continue
+    terms = glossary if isinstance(glossary, Glossary) else Glossary(glossary)
+    for notation in terms.candidates(text):
         for match in _word_pattern(notation, False, True).finditer(text):
             s, e = match.start(), match.end()
             if any(not (e <= a or s >= b) for a, b, _x in abbrs):
@@ -780,7 +811,7 @@ class Pages:
     def __init__(self, model: Model) -> None:
         self.m = model
         self.E = model.E
-        self.glossary = self._glossary()
+        self.glossary = Glossary(self._glossary())
         self.here: str | None = None  # the label of the page being built (no "(context)" that repeats it)
         # remembered per IRI (the same properties, updates and types recur on many pages)
         self._props: dict[str, tuple[str, str | None, str | None, str]] = {}
@@ -1688,11 +1719,94 @@ class SiteStats:
     special_files: int = 0  # the other pages and files (made or reused)
 
 
+def _site_input(project: Project, graph, *, store: ox.Store | None, shapes, locations, date: str | None,
+                endpoint: str | None) -> SiteInput:
+    return SiteInput(
+        project=project, store=store if store is not None else graph.store, prefixes=dict(graph.prefixes),
+        locations=(locations if locations is not None
+                   else graph.index.subjects if getattr(graph, "index", None) is not None else {}),
+        shapes=shapes.store if shapes is not None and hasattr(shapes, "store") else shapes,
+        date=date, endpoint=endpoint,
+    )
+
+
+@dataclass
+class EarlyPages:
+    """The resource pages of a build that renders every page, started by ``start_resource_pages``
+    before the dumps and views are written, so that the workers render while this process writes
+    those (on two cores, neither waits for the other). ``render_site(early=...)`` takes them over:
+    it writes the other pages and collects the workers' counts. ``close`` ends the workers (a build
+    that failed before it finished); it is a no-op once ``render_site`` has collected them."""
+
+    data: SiteInput
+    model: Model
+    pages: Pages
+    chrome: Chrome
+    out_dir: Path
+    iris: list[str]
+    pool: Any
+    results: Any
+
+    def close(self) -> None:
+        pool, self.pool = self.pool, None
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        gc.unfreeze()
+        _STATE.clear()
+
+
+def start_resource_pages(project: Project, graph, out_dir: Path, *, shapes=None, date: str | None = None,
+                         endpoint: str | None = None, jobs: int = 0, store: ox.Store | None = None,
+                         locations: Mapping[str, Sequence[Any]] | None = None) -> EarlyPages | None:
+    """Start rendering every resource page into ``out_dir`` in worker processes, from ``store``
+    as it is now (the workers are forked: what the caller changes in it afterwards, they do not
+    see). None, and nothing started, where the pages would be rendered in this process anyway
+    (one core or job, too few pages, no ``fork``)."""
+    workers = jobs if jobs and jobs > 0 else (os.cpu_count() or 1)
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    data = _site_input(project, graph, store=store, shapes=shapes, locations=locations, date=date, endpoint=endpoint)
+    _use_bytecode_cache(project)
+    model = Model(data)
+    if len(model.paths) < PARALLEL_THRESHOLD:
+        return None
+    pages = Pages(model)
+    pages.prepare_requirements()
+    chrome = _chrome(date)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.read_all()
+    iris = sorted(model.paths)
+    pool, results = _start_workers(pages, chrome, out_dir, iris, workers)
+    log.info("site: %d resource pages started in %d worker processes, before the dumps and views", len(iris),
+             min(workers, -(-len(iris) // BATCH_SIZE)))
+    return EarlyPages(data, model, pages, chrome, out_dir, iris, pool, results)
+
+
+def _chrome(date: str | None) -> Chrome:
+    return Chrome(date=date, date_label=format_date(date[:10], XSD + "date") if date else None)
+
+
+def _start_workers(pages: Pages, chrome: Chrome, out_dir: Path, iris: Sequence[str], workers: int) -> tuple[Any, Any]:
+    """A pool of forked workers rendering ``iris`` in batches: (the pool, its counts as they come)."""
+    batches = [iris[i:i + BATCH_SIZE] for i in range(0, len(iris), BATCH_SIZE)]
+    _STATE.update(pages=pages, chrome=chrome, out_dir=out_dir)
+    gc.freeze()  # the workers only read the model: their collections need not walk (and so copy) it
+    try:
+        pool = multiprocessing.get_context("fork").Pool(processes=min(workers, len(batches)), initializer=_worker_init)
+    except BaseException:
+        gc.unfreeze()
+        _STATE.clear()
+        raise
+    return pool, pool.imap_unordered(_render_resources, batches)  # the workers start at once
+
+
 def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes=None, dumps: Sequence[Any] = (),
                 description: Any = None, date: str | None = None, endpoint: str | None = None, jobs: int = 0,
                 progress: Callable[[str, int, int], None] | None = None, store: ox.Store | None = None,
                 select: Callable[[Model, Pages], tuple[Collection[str] | None, Path | None]] | None = None,
-                page_keys: PageKeys | None = None, locations: Mapping[str, Sequence[Any]] | None = None) -> SiteStats:
+                page_keys: PageKeys | None = None, locations: Mapping[str, Sequence[Any]] | None = None,
+                early: EarlyPages | None = None) -> SiteStats:
     """Write the HTML site into ``out_dir``.
 
     ``graph``: the LoadedGraph (its store holds ontology + data; pass ``store`` to render another
@@ -1708,20 +1822,23 @@ def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes
     output (when ``select`` names it), is left there rather than rendered. The new keys are left
     in ``page_keys.new``.
     ``locations``: where each subject is written (default: the graph's line index).
+    ``early``: the resource pages, already being rendered into ``out_dir`` (``start_resource_pages``;
+    ``store``, ``shapes``, ``locations``, ``date`` and ``endpoint`` are then the ones given there);
+    ``select`` must then render every page.
     """
-    data = SiteInput(
-        project=project, store=store if store is not None else graph.store, prefixes=dict(graph.prefixes),
-        locations=(locations if locations is not None
-                   else graph.index.subjects if getattr(graph, "index", None) is not None else {}),
-        shapes=shapes.store if shapes is not None and hasattr(shapes, "store") else shapes,
-        report=report, views=list(views), dumps=list(dumps), description=description, date=date, endpoint=endpoint,
-    )
     tick = progress or (lambda _step, _done, _total: None)
-    _use_bytecode_cache(project)
-    model = Model(data)
-    pages = Pages(model)
-    pages.prepare_requirements()
-    chrome = Chrome(date=date, date_label=format_date(date[:10], XSD + "date") if date else None)
+    if early is not None:
+        data, model, pages, chrome = early.data, early.model, early.pages, early.chrome
+        if early.out_dir != out_dir:
+            raise ValueError(f"the resource pages are being rendered into {early.out_dir}, not {out_dir}")
+    else:
+        data = _site_input(project, graph, store=store, shapes=shapes, locations=locations, date=date, endpoint=endpoint)
+        _use_bytecode_cache(project)
+        model = Model(data)
+        pages = Pages(model)
+        pages.prepare_requirements()
+        chrome = _chrome(date)
+    data.report, data.views, data.dumps, data.description = report, list(views), list(dumps), description
     out_dir.mkdir(parents=True, exist_ok=True)
     stats = SiteStats()
 
@@ -1736,24 +1853,44 @@ def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes
     # resource pages (an incremental build renders only ``only``: the others stay in ``reuse``)
     iris = sorted(model.paths)
     only, reuse = select(model, pages) if select is not None else (None, None)
-    if only is None:
-        model.read_all()  # every page: read every statement at once
-    _STATE.update(pages=pages, chrome=chrome, out_dir=out_dir)
-    try:
-        if only is not None and reuse is not None:
-            kept = [iri for iri in iris if iri not in only]
-            missing = set(_missing_pages(model, kept, reuse))
-            if missing:
-                log.info("site: %d resource pages missing from the previous output: rendered", len(missing))
-            stats.reused = len(kept) - len(missing)
-            iris = [iri for iri in iris if iri in only or iri in missing]
-        total = _render_pages(pages, data, chrome, out_dir, stats, tick, page_keys, reuse, iris, jobs)
-    finally:
-        _STATE.clear()
+    if early is not None:
+        if only is not None:
+            early.close()
+            raise RuntimeError("an incremental build was planned after every resource page was started")
+        total = _collect_early(early, pages, data, chrome, out_dir, stats, tick, page_keys)
+    else:
+        if only is None:
+            model.read_all()  # every page: read every statement at once
+        _STATE.update(pages=pages, chrome=chrome, out_dir=out_dir)
+        try:
+            if only is not None and reuse is not None:
+                kept = [iri for iri in iris if iri not in only]
+                missing = set(_missing_pages(model, kept, reuse))
+                if missing:
+                    log.info("site: %d resource pages missing from the previous output: rendered", len(missing))
+                stats.reused = len(kept) - len(missing)
+                iris = [iri for iri in iris if iri in only or iri in missing]
+            total = _render_pages(pages, data, chrome, out_dir, stats, tick, page_keys, reuse, iris, jobs)
+        finally:
+            _STATE.clear()
     stats.resource_pages = total + stats.reused
     stats.pages += total + stats.reused
     stats.files += stats.pages + 2 * (total + stats.reused)
     return stats
+
+
+def _collect_early(early: EarlyPages, pages: Pages, data: SiteInput, chrome: Chrome, out_dir: Path, stats: SiteStats,
+                   tick: Callable[[str, int, int], None], page_keys: PageKeys | None) -> int:
+    """The other pages (here, while the workers finish the resource pages), then the workers' counts."""
+    done, total = 0, len(early.iris)
+    try:
+        _write_special_pages(pages, data, chrome, out_dir, stats, tick, page_keys, None)
+        for count in early.results:
+            done += count
+            tick("resource pages", done, total)
+    finally:
+        early.close()
+    return total
 
 
 def _render_pages(pages: Pages, data: SiteInput, chrome: Chrome, out_dir: Path, stats: SiteStats,
@@ -1764,14 +1901,11 @@ def _render_pages(pages: Pages, data: SiteInput, chrome: Chrome, out_dir: Path, 
     workers = jobs if jobs and jobs > 0 else (os.cpu_count() or 1)
     done = 0
     total = len(iris)
-    batches = [iris[i:i + BATCH_SIZE] for i in range(0, total, BATCH_SIZE)]
     if workers > 1 and total >= PARALLEL_THRESHOLD and "fork" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("fork")
-        gc.freeze()  # the workers only read the model: their collections need not walk (and so copy) it
+        pool, results = _start_workers(pages, chrome, out_dir, iris, workers)
         try:
-            with context.Pool(processes=min(workers, len(batches)), initializer=_worker_init) as pool:
-                results = pool.imap_unordered(_render_resources, batches)  # the workers start at once...
-                _write_special_pages(pages, data, chrome, out_dir, stats, tick, page_keys, reuse)  # ...while this process writes the listings
+            with pool:
+                _write_special_pages(pages, data, chrome, out_dir, stats, tick, page_keys, reuse)  # while the workers render
                 for count in results:
                     done += count
                     tick("resource pages", done, total)
@@ -1779,7 +1913,7 @@ def _render_pages(pages: Pages, data: SiteInput, chrome: Chrome, out_dir: Path, 
             gc.unfreeze()
     else:
         _write_special_pages(pages, data, chrome, out_dir, stats, tick, page_keys, reuse, GRAPH_GROUPS)
-        for batch in batches:
+        for batch in (iris[i:i + BATCH_SIZE] for i in range(0, total, BATCH_SIZE)):
             done += _render_resources(batch)
             tick("resource pages", done, total)
         # last, the pages that show the validation report (which may still be on its way)
@@ -2371,4 +2505,4 @@ def ontology_page(pages: Pages, path: str) -> dict:
                 rows=[], description=[], **ontology_docs(pages, up))
 
 
-__all__ = ["Model", "PageKeys", "Pages", "Reads", "SiteInput", "SiteStats", "content_key", "render_site", "resource_dir", "rich_text", "safe_join", "script_json"]
+__all__ = ["Glossary", "Model", "PageKeys", "Pages", "Reads", "SiteInput", "SiteStats", "content_key", "EarlyPages", "render_site", "start_resource_pages", "resource_dir", "rich_text", "safe_join", "script_json"]
