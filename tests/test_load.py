@@ -162,6 +162,32 @@ def test_the_line_index_is_kept_and_never_stale(tmp_path: Path) -> None:
     assert moved.locate("http://example.org/a").line == fresh.locate("http://example.org/d").line
 
 
+@pytest.mark.parametrize("base", [None, "https://data.example.gov.uk/kg/"])
+def test_subjects_lines_are_kept_beside_the_index(tmp_path: Path, base: str | None) -> None:
+    """A site needs only each subject's lines: kept in the cache beside the index, they are read
+    without the whole index, equal those of a fresh scan (IRIs on the project's base IRI too),
+    and are never those of an edited file."""
+    from emkg.load import subject_lines
+
+    project = Project(root=tmp_path) if base is None else Project(root=tmp_path, base_iri=base)
+    path = tmp_path / "a.ttl"
+    path.write_text("@prefix authority: <https://w3id.org/emkg/id/authority/> .\n" + PREFIXES
+                    + "authority:x ex:b ex:c .\n\nex:d ex:e ex:f ;\n    ex:g ex:h .\nauthority:x ex:i ex:j .\n", encoding="utf-8")
+    [unknown] = load_files([path], project).files  # not scanned yet: nothing kept
+    assert unknown.cached_subject_lines() is None
+    scanned = load_files([path], project, use_cache=False)
+    expected = subject_lines(scanned.files[0].ensure_index())
+    starts = tuple(n for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if line.startswith("authority:x"))
+    assert expected[(base or "https://w3id.org/emkg/") + "id/authority/x"] == starts and len(starts) == 2
+    load_files([path], project).index  # scanned: the index and the subjects' lines are kept
+    [kept] = load_files([path], project).files
+    assert kept.pending is not None and kept.cached_subject_lines() == expected
+    assert kept.pending is not None, "read without making the file's index"
+    path.write_text(path.read_text(encoding="utf-8").replace("\n\nex:d", "\n\n\nex:d"), encoding="utf-8")
+    [edited] = load_files([path], project).files
+    assert edited.cached_subject_lines() is None
+
+
 def test_files_scanned_in_worker_processes_give_the_same_index(monkeypatch: pytest.MonkeyPatch) -> None:
     """At scale the line scans run in forked workers: the same index, prefixes and triples."""
     from emkg import load

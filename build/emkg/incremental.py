@@ -74,7 +74,7 @@ import pyoxigraph as ox
 
 from .cache import code_fingerprint
 from .errors import UsageError
-from .load import Location
+from .load import Location, subject_lines
 from .project import Project
 from .site import RESOURCE_FILES, PageKeys
 from .views import Result
@@ -208,20 +208,25 @@ class IncrementalSite:
         files = [f for f in graph.files if f.problem is None]
         code = code_fingerprint("load", "incremental")
         keys = {f.name: f"{code}\0{f.digest}\0{f.rebase_to}\0{os.path.abspath(f.path)}" for f in files}  # (relative IRIs)
-        fresh = [f for f in files if old.get(f.name, ("",))[0] != keys[f.name]]
-        if graph.has_index or len(fresh) * 4 > len(files):
+        known: dict[str, dict[str, tuple[int, ...]]] = {}  # file -> subject -> lines, without a scan
+        for parsed in files:
+            kept = old.get(parsed.name)
+            if kept is not None and kept[0] == keys[parsed.name]:
+                known[parsed.name] = kept[1]
+            elif not graph.has_index:
+                lines = parsed.cached_subject_lines()
+                if lines is not None:
+                    known[parsed.name] = lines
+        if graph.has_index or (len(files) - len(known)) * 4 > len(files):
             index = graph.index  # scans the files in parallel; fills each file's index
-            self._files = {f.name: (keys[f.name], {s: tuple(loc.line for loc in locs) for s, locs in f.index.subjects.items()})
-                           for f in files}
+            self._files = {f.name: (keys[f.name], subject_lines(f.index)) for f in files}
             return index.subjects
         record: dict[str, tuple[str, dict[str, tuple[int, ...]]]] = {}
         merged: dict[str, list[Location]] = {}
         for parsed in files:
-            kept = old.get(parsed.name)
-            if kept is not None and kept[0] == keys[parsed.name]:
-                lines = kept[1]
-            else:
-                lines = {s: tuple(loc.line for loc in locs) for s, locs in parsed.ensure_index().subjects.items()}
+            lines = known.get(parsed.name)
+            if lines is None:
+                lines = subject_lines(parsed.ensure_index())
             record[parsed.name] = (keys[parsed.name], lines)
             name = parsed.name
             for subject, numbers in lines.items():
@@ -229,7 +234,7 @@ class IncrementalSite:
                 if places is None:
                     places = merged[subject] = []
                 places.extend(Location(name, n) for n in numbers)
-        log.debug("site: lines of %d of %d files taken from the last build", len(files) - len(fresh), len(files))
+        log.debug("site: lines of %d of %d files known without a scan", len(known), len(files))
         self._files = record
         return merged
 

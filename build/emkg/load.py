@@ -107,6 +107,16 @@ class ParsedFile:
             self._take(self.pending.run())
         return self.index
 
+    def cached_subject_lines(self) -> dict[str, tuple[int, ...]] | None:
+        """Each subject's lines in this file when they are known without making its whole index:
+        from the index if it is made, else from the cache; None when neither has them."""
+        if self.pending is None:
+            return subject_lines(self.index)
+        kept = self.pending.kept_subject_lines()
+        if kept is None or not self.rebase_to:
+            return kept
+        return {rebase_iri(s, self.rebase_to): lines for s, lines in kept.items()}
+
     def _take(self, index: SourceIndex) -> None:
         self.index = _rebase_index(index, self.rebase_to) if self.rebase_to else index
         self.pending = None
@@ -301,11 +311,25 @@ class IndexJob:
         index = read_entry(self.entry, self.key)
         return index if isinstance(index, SourceIndex) else None
 
+    def kept_subject_lines(self) -> dict[str, tuple[int, ...]] | None:
+        """Each subject's lines, as the cache holds them beside this very text's index (a site
+        needs no more, and they read in a fraction of the time), if it does."""
+        entry = self._subjects_entry()
+        if entry is None or self.key is None:
+            return None
+        lines = read_entry(entry, self.key)
+        return lines if isinstance(lines, dict) else None
+
+    def _subjects_entry(self) -> Path | None:
+        return None if self.entry is None else self.entry.with_name(f"{self.entry.stem}.subjects{self.entry.suffix}")
+
     def scan(self) -> SourceIndex:
-        """Scan the text (and keep the index in the cache)."""
+        """Scan the text (and keep the index, and its subjects' lines, in the cache)."""
         index = index_turtle(self.text, self.name, self.prefixes, self.base)
-        if self.entry is not None and self.key is not None:
+        entry = self._subjects_entry()
+        if self.entry is not None and entry is not None and self.key is not None:
             write_entry(self.entry, self.key, index)
+            write_entry(entry, self.key, subject_lines(index))
         return index
 
     def run(self) -> SourceIndex:
@@ -429,6 +453,11 @@ def _rebase_term(term, base: str):
 
 def _rebase_triple(triple: ox.Triple, base: str) -> ox.Triple:
     return ox.Triple(_rebase_term(triple.subject, base), _rebase_term(triple.predicate, base), _rebase_term(triple.object, base))
+
+
+def subject_lines(index: SourceIndex) -> dict[str, tuple[int, ...]]:
+    """Each subject's lines (one file's index: the file is known)."""
+    return {s: tuple(loc.line for loc in locs) for s, locs in index.subjects.items()}
 
 
 def _rebase_index(index: SourceIndex, base: str) -> SourceIndex:
