@@ -181,7 +181,8 @@ def test_subjects_lines_are_kept_beside_the_index(tmp_path: Path, base: str | No
     assert expected[(base or "https://w3id.org/emkg/") + "id/authority/x"] == starts and len(starts) == 2
     load_files([path], project).index  # scanned: the index and the subjects' lines are kept
     [kept] = load_files([path], project).files
-    assert kept.pending is not None and kept.cached_subject_lines() == expected
+    assert kept.pending is not None
+    assert kept.cached_subject_lines() == expected
     assert kept.pending is not None, "read without making the file's index"
     path.write_text(path.read_text(encoding="utf-8").replace("\n\nex:d", "\n\n\nex:d"), encoding="utf-8")
     [edited] = load_files([path], project).files

@@ -791,7 +791,7 @@ def test_a_build_failing_while_the_pages_render_ends_the_workers(tmp_path: Path,
         return started[-1]
 
     def views_fail(*_args, **_kwargs):
-        assert started and started[0].pool is not None, "the workers are rendering"
+        assert started and started[0].workers.running, "the workers are rendering"
         raise UsageError("view 'broken' cannot be published: the test made it fail")
 
     monkeypatch.setattr(site, "start_resource_pages", start)
@@ -799,7 +799,7 @@ def test_a_build_failing_while_the_pages_render_ends_the_workers(tmp_path: Path,
     out = tmp_path / "site"
     ran = run_cli("--root", root, "build", "--jobs", "2", "--out", out)
     assert ran.returncode == 2 and "broken" in ran.stderr and "Traceback" not in ran.stderr, ran.stderr
-    assert started and started[0] is not None and started[0].pool is None, "the workers were started, then ended"
+    assert started and started[0] is not None and not started[0].workers.running, "the workers were started, then ended"
     assert not multiprocessing.active_children()
     assert not out.exists() and not list(tmp_path.glob(".site.tmp-*"))
 

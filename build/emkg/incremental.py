@@ -199,9 +199,10 @@ class IncrementalSite:
         """Where each subject is written (``file:line``, shown on its page), for ``render_site``.
 
         The graph's line index if it is made already (validation located a result). Otherwise per
-        file: the last build's record when the file has the same bytes, else the file's own index
-        (the load cache, or a scan); most files changing (a first build) makes the graph's index,
-        in parallel. No merged index of every statement is made."""
+        file: the last build's record when the file has the same bytes, else the subjects' lines
+        the load cache keeps beside the file's index, else the file's own index (a scan); most
+        files needing a scan (a first build on a cold cache) makes the graph's index, in parallel.
+        No merged index of every statement is made."""
         if not hasattr(graph, "files"):
             return graph.index.subjects
         old = self._old.get("files", {}) if self._old is not None and not self.full else {}
@@ -521,12 +522,6 @@ def encode_result(result) -> tuple | None:
     except TypeError as exc:
         log.debug("view rows not kept: %s", exc)
         return None
-
-
-def decode_result(encoded: tuple):
-    """The ``views.Result`` that ``encode_result`` gave ``encoded`` for."""
-    variables, rows = encoded
-    return Result(list(variables), _decode_rows(rows))
 
 
 class KeptResult(Result):

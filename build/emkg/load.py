@@ -321,15 +321,15 @@ class IndexJob:
         return lines if isinstance(lines, dict) else None
 
     def _subjects_entry(self) -> Path | None:
+        """Where the subjects' lines are kept: beside the index (None when it is not kept)."""
         return None if self.entry is None else self.entry.with_name(f"{self.entry.stem}.subjects{self.entry.suffix}")
 
     def scan(self) -> SourceIndex:
         """Scan the text (and keep the index, and its subjects' lines, in the cache)."""
         index = index_turtle(self.text, self.name, self.prefixes, self.base)
-        entry = self._subjects_entry()
-        if self.entry is not None and entry is not None and self.key is not None:
+        if self.entry is not None and self.key is not None:
             write_entry(self.entry, self.key, index)
-            write_entry(entry, self.key, subject_lines(index))
+            write_entry(self._subjects_entry(), self.key, subject_lines(index))
         return index
 
     def run(self) -> SourceIndex:

@@ -506,7 +506,8 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
         description = dumps_mod.describe(project, graph.store, graph.prefixes, date=date, endpoint=endpoint)
         described = [ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph()) for t in description.triples]
         locations = planner.locations(graph) if site else None
-        if site and planner.renders_every_page:  # every resource page: rendered while the dumps and views are written
+        if site and planner.renders_every_page:  # every resource page: rendered while the dumps and views are
+            # written (the workers have the cores: the pool's threads keep the dumps in this process)
             early = _start_resource_pages(project, graph, shapes, tmp, described, date, endpoint, jobs, locations)
         written = dumps_mod.write_dumps(project, graph, tmp, description=description, progress=progress.step,
                                          parallel=jobs != 1, on_lines=lambda lines: planner.known_lines(graph.store, lines))

@@ -255,18 +255,17 @@ def reduced_shapes(shapes: rdflib.Graph, roots: Iterable) -> rdflib.Graph:
     the blank nodes, lists and prefix declarations those use), with the targets of every other
     shape removed (a shape reached through ``sh:node`` is evaluated, never targeted)."""
     roots = set(roots)
-
-    def kept(node) -> list:  # a node's triples that stay (not the targets of a shape that is not run)
-        return [(p, o) for p, o in shapes.predicate_objects(node) if not (p in TARGETS and node not in roots)]
+    kept: dict = {}  # node -> its triples that stay (not the targets of a shape that is not run)
 
     def followed(node) -> list:  # what those triples lead to that must come along
-        return [o for p, o in kept(node) if isinstance(o, rdflib.BNode) or p in (SH.prefixes, SH.sparql, SH.target, SH.declare)]
+        pairs = kept[node] = [(p, o) for p, o in shapes.predicate_objects(node) if not (p in TARGETS and node not in roots)]
+        return [o for p, o in pairs if isinstance(o, rdflib.BNode) or p in (SH.prefixes, SH.sparql, SH.target, SH.declare)]
 
     out = rdflib.Graph()
     for prefix, namespace in shapes.namespaces():
         out.bind(prefix, namespace, override=True)
     for node in _reachable(evaluated(shapes, roots), followed):
-        for p, o in kept(node):
+        for p, o in kept[node]:
             out.add((node, p, o))
     return out
 

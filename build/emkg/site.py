@@ -1743,17 +1743,10 @@ class EarlyPages:
     pages: Pages
     chrome: Chrome
     out_dir: Path
-    iris: list[str]
-    pool: Any
-    results: Any
+    workers: _Workers
 
     def close(self) -> None:
-        pool, self.pool = self.pool, None
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-        gc.unfreeze()
-        _STATE.clear()
+        self.workers.close()
 
 
 def start_resource_pages(project: Project, graph, out_dir: Path, *, shapes=None, date: str | None = None,
@@ -1763,8 +1756,8 @@ def start_resource_pages(project: Project, graph, out_dir: Path, *, shapes=None,
     as it is now (the workers are forked: what the caller changes in it afterwards, they do not
     see). None, and nothing started, where the pages would be rendered in this process anyway
     (one core or job, too few pages, no ``fork``)."""
-    workers = jobs if jobs and jobs > 0 else (os.cpu_count() or 1)
-    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    processes = _processes(jobs)
+    if processes < 2:
         return None
     data = _site_input(project, graph, store=store, shapes=shapes, locations=locations, date=date, endpoint=endpoint)
     _use_bytecode_cache(project)
@@ -1776,29 +1769,62 @@ def start_resource_pages(project: Project, graph, out_dir: Path, *, shapes=None,
     chrome = _chrome(date)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.read_all()
-    iris = sorted(model.paths)
-    pool, results = _start_workers(pages, chrome, out_dir, iris, workers)
-    log.info("site: %d resource pages started in %d worker processes, before the dumps and views", len(iris),
-             min(workers, -(-len(iris) // BATCH_SIZE)))
-    return EarlyPages(data, model, pages, chrome, out_dir, iris, pool, results)
+    workers = _Workers(pages, chrome, out_dir, sorted(model.paths), processes)
+    log.info("site: %d resource pages started in %d worker processes, before the dumps and views", workers.total,
+             workers.processes)
+    return EarlyPages(data, model, pages, chrome, out_dir, workers)
 
 
 def _chrome(date: str | None) -> Chrome:
     return Chrome(date=date, date_label=format_date(date[:10], XSD + "date") if date else None)
 
 
-def _start_workers(pages: Pages, chrome: Chrome, out_dir: Path, iris: Sequence[str], workers: int) -> tuple[Any, Any]:
-    """A pool of forked workers rendering ``iris`` in batches: (the pool, its counts as they come)."""
-    batches = [iris[i:i + BATCH_SIZE] for i in range(0, len(iris), BATCH_SIZE)]
-    _STATE.update(pages=pages, chrome=chrome, out_dir=out_dir)
-    gc.freeze()  # the workers only read the model: their collections need not walk (and so copy) it
-    try:
-        pool = multiprocessing.get_context("fork").Pool(processes=min(workers, len(batches)), initializer=_worker_init)
-    except BaseException:
+def _processes(jobs: int) -> int:
+    """How many processes may render pages: ``jobs``, or one per CPU (0); one without ``fork``."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return jobs if jobs and jobs > 0 else (os.cpu_count() or 1)
+
+
+class _Workers:
+    """A pool of forked processes rendering resource pages in batches (``_render_resources``,
+    from the module state they inherit); they start at once. ``collect`` waits for them;
+    ``close`` ends them (if still running) and releases what they were given."""
+
+    def __init__(self, pages: Pages, chrome: Chrome, out_dir: Path, iris: Sequence[str], processes: int) -> None:
+        batches = [iris[i:i + BATCH_SIZE] for i in range(0, len(iris), BATCH_SIZE)]
+        self.total = len(iris)
+        self.processes = min(processes, len(batches))
+        _STATE.update(pages=pages, chrome=chrome, out_dir=out_dir)
+        gc.freeze()  # the workers only read the model: their collections need not walk (and so copy) it
+        self._pool = None
+        try:
+            self._pool = multiprocessing.get_context("fork").Pool(processes=self.processes, initializer=_worker_init)
+        except BaseException:
+            self.close()
+            raise
+        self._counts = self._pool.imap_unordered(_render_resources, batches)
+
+    @property
+    def running(self) -> bool:
+        """Started and not yet ended (``close``)."""
+        return self._pool is not None
+
+    def collect(self, tick: Callable[[str, int, int], None]) -> int:
+        """Wait for every page (ticking as batches are done); how many."""
+        done = 0
+        for count in self._counts:
+            done += count
+            tick("resource pages", done, self.total)
+        return self.total
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.terminate()
+            pool.join()
         gc.unfreeze()
         _STATE.clear()
-        raise
-    return pool, pool.imap_unordered(_render_resources, batches)  # the workers start at once
 
 
 def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes=None, dumps: Sequence[Any] = (),
@@ -1857,7 +1883,7 @@ def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes
         if only is not None:
             early.close()
             raise RuntimeError("an incremental build was planned after every resource page was started")
-        total = _collect_early(early, pages, data, chrome, out_dir, stats, tick, page_keys)
+        total = _render_pages(pages, data, chrome, out_dir, stats, tick, page_keys, None, iris, jobs, early.workers)
     else:
         if only is None:
             model.read_all()  # every page: read every statement at once
@@ -1879,45 +1905,28 @@ def render_site(project: Project, graph, report, views, out_dir: Path, *, shapes
     return stats
 
 
-def _collect_early(early: EarlyPages, pages: Pages, data: SiteInput, chrome: Chrome, out_dir: Path, stats: SiteStats,
-                   tick: Callable[[str, int, int], None], page_keys: PageKeys | None) -> int:
-    """The other pages (here, while the workers finish the resource pages), then the workers' counts."""
-    done, total = 0, len(early.iris)
-    try:
-        _write_special_pages(pages, data, chrome, out_dir, stats, tick, page_keys, None)
-        for count in early.results:
-            done += count
-            tick("resource pages", done, total)
-    finally:
-        early.close()
-    return total
-
-
 def _render_pages(pages: Pages, data: SiteInput, chrome: Chrome, out_dir: Path, stats: SiteStats,
                   tick: Callable[[str, int, int], None], page_keys: PageKeys | None, reuse: Path | None,
-                  iris: Sequence[str], jobs: int) -> int:
-    """The resource pages ``iris`` (by a pool of processes when they are many) and the special
-    pages (meanwhile, in this process); how many resource pages."""
-    workers = jobs if jobs and jobs > 0 else (os.cpu_count() or 1)
-    done = 0
+                  iris: Sequence[str], jobs: int, workers: _Workers | None = None) -> int:
+    """The resource pages ``iris`` (by a pool of processes when they are many, or by ``workers``
+    already rendering them) and the special pages (meanwhile, in this process); how many resource
+    pages."""
     total = len(iris)
-    if workers > 1 and total >= PARALLEL_THRESHOLD and "fork" in multiprocessing.get_all_start_methods():
-        pool, results = _start_workers(pages, chrome, out_dir, iris, workers)
+    if workers is None and total >= PARALLEL_THRESHOLD and _processes(jobs) > 1:
+        workers = _Workers(pages, chrome, out_dir, iris, _processes(jobs))
+    if workers is not None:
         try:
-            with pool:
-                _write_special_pages(pages, data, chrome, out_dir, stats, tick, page_keys, reuse)  # while the workers render
-                for count in results:
-                    done += count
-                    tick("resource pages", done, total)
+            _write_special_pages(pages, data, chrome, out_dir, stats, tick, page_keys, reuse)  # while the workers render
+            return workers.collect(tick)
         finally:
-            gc.unfreeze()
-    else:
-        _write_special_pages(pages, data, chrome, out_dir, stats, tick, page_keys, reuse, GRAPH_GROUPS)
-        for batch in (iris[i:i + BATCH_SIZE] for i in range(0, total, BATCH_SIZE)):
-            done += _render_resources(batch)
-            tick("resource pages", done, total)
-        # last, the pages that show the validation report (which may still be on its way)
-        _write_special_pages(pages, data, chrome, out_dir, stats, tick, page_keys, reuse, REPORT_GROUPS)
+            workers.close()
+    done = 0
+    _write_special_pages(pages, data, chrome, out_dir, stats, tick, page_keys, reuse, GRAPH_GROUPS)
+    for batch in (iris[i:i + BATCH_SIZE] for i in range(0, total, BATCH_SIZE)):
+        done += _render_resources(batch)
+        tick("resource pages", done, total)
+    # last, the pages that show the validation report (which may still be on its way)
+    _write_special_pages(pages, data, chrome, out_dir, stats, tick, page_keys, reuse, REPORT_GROUPS)
     return total
 
 
