@@ -186,13 +186,15 @@ def test_faulted_tree_has_results(dataset: dict) -> None:
     assert len(components) >= 8, components
 
 
-def test_view_json_is_the_json_modules_text(dataset: dict) -> None:
-    """``format_json`` writes the text ``json.dumps(indent=2)`` would, only faster."""
-    from emkg.views import _format_json_reference, format_json
+def test_view_json_and_csv_are_the_reference_text(dataset: dict) -> None:
+    """``format_json`` writes the text ``json.dumps(indent=2)`` would, ``format_csv`` the text
+    ``csv.writer`` would, only faster."""
+    from emkg.views import _format_csv_reference, _format_json_reference, format_csv, format_json
 
     for view in _views(dataset["project"]):
         result = run_local(dataset["graph"].store, bind_params(view, {}), view.name)
         assert format_json(result) == _format_json_reference(result), view.name
+        assert format_csv(result) == _format_csv_reference(result), view.name
 
 
 def test_view_json_edge_cases() -> None:
@@ -208,3 +210,19 @@ def test_view_json_edge_cases() -> None:
     ]
     for case in cases:
         assert format_json(case) == _format_json_reference(case)
+
+
+def test_view_csv_edge_cases() -> None:
+    """Cells the CSV writer quotes (or not): commas, quotes, line breaks, spaces at either end,
+    empty literals and unbound variables, one column or several, repeated terms."""
+    from emkg.views import Result, _format_csv_reference, format_csv
+
+    texts = ["plain", "a,b", 'say "hi"', "two\nlines", "cr\rhere", " lead", "trail ", "\ttab", "", " ", "x y",
+             "\u00e9t\u00e9", "\U0001F600", "semi;colon", "'single'", "#hash", "=1+1", "a\u2028b"]
+    terms = [ox.Literal(t) for t in texts] + [ox.NamedNode("http://example.org/a,b"), ox.BlankNode("b0"),
+                                              ox.Literal("1", datatype=ox.NamedNode("http://www.w3.org/2001/XMLSchema#integer"))]
+    cases = [Result(["a"], [(t,) for t in terms] + [(None,)]),
+             Result(["a", "b"], [(t, u) for t in terms + [None] for u in (None, t, terms[0])]),
+             Result(["a", "b", "c"], [(None, None, None), (terms[1], terms[1], None)] * 3)]
+    for case in cases:
+        assert format_csv(case) == _format_csv_reference(case)

@@ -569,13 +569,39 @@ def _csv_value(term: Term | None) -> str:
 
 
 def format_csv(result: Result) -> str:
-    """SPARQL 1.1 Query Results CSV: header of names, IRIs bare, literals lexical, CRLF, RFC 4180 quoting."""
+    """SPARQL 1.1 Query Results CSV: header of names, IRIs bare, literals lexical, CRLF, RFC 4180 quoting.
+
+    The text is what ``csv.writer`` (``QUOTE_MINIMAL``) writes, row by row; each distinct term's
+    cell is made once per result (views repeat terms: an authority or an update on many rows)."""
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(result.variables)
+    if len(result.variables) < 2:  # a row of one empty cell is written quoted: left to the writer
+        for row in result.rows:
+            writer.writerow([_csv_value(term) for term in row])
+        return buffer.getvalue()
+    cells: dict = {None: ""}
+
+    def cell(term: Term) -> str:
+        value = _csv_value(term)
+        text = cells[term] = value if _CSV_PLAIN.fullmatch(value) else _csv_cell(value)
+        return text
+
+    parts = [buffer.getvalue()]
+    get = cells.get
     for row in result.rows:
-        writer.writerow([_csv_value(term) for term in row])
-    return buffer.getvalue()
+        parts.append(",".join([text if (text := get(term)) is not None else cell(term) for term in row]) + "\r\n")
+    return "".join(parts)
+
+
+_CSV_PLAIN = re.compile(r'[^\s",]([^",\r\n]*[^\s",])?')  # a cell the writer leaves as it is
+
+
+def _csv_cell(value: str) -> str:
+    """``value`` as ``csv.writer`` (``QUOTE_MINIMAL``) writes it in a row of several cells."""
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL).writerow([value, ""])
+    return buffer.getvalue()[:-3]  # less the empty cell and the line end
 
 
 def tsv_term(term: Term | None) -> str:
@@ -624,14 +650,17 @@ def format_json(result: Result) -> str:
     parts.append("[\n" + ",\n".join("      " + k for k in keys) + "\n    ]" if keys else "[]")
     parts.append('\n  },\n  "results": {\n    "bindings": ')
     if result.rows:
+        # each distinct term's binding text is made once per column (views repeat terms)
+        columns: list[dict] = [{} for _ in keys]
+
+        def binding(i: int, term: Term) -> str:
+            inner = ",\n".join(f"          {enc(k)}: {enc(v)}" for k, v in json_term(term).items())
+            text = columns[i][term] = f"        {keys[i]}: {{\n{inner}\n        }}"
+            return text
+
         items = []
         for row in result.rows:
-            fields = []
-            for key, term in zip(keys, row):
-                if term is None:
-                    continue
-                inner = ",\n".join(f"          {enc(k)}: {enc(v)}" for k, v in json_term(term).items())
-                fields.append(f"        {key}: {{\n{inner}\n        }}")
+            fields = [columns[i].get(term) or binding(i, term) for i, term in enumerate(row) if term is not None]
             items.append("      {\n" + ",\n".join(fields) + "\n      }" if fields else "      {}")
         parts.append("[\n" + ",\n".join(items) + "\n    ]")
     else:
@@ -676,6 +705,16 @@ def _format_json_reference(result: Result) -> str:
     ]
     document = {"head": {"vars": list(result.variables)}, "results": {"bindings": bindings}}
     return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+
+
+def _format_csv_reference(result: Result) -> str:
+    """``format_csv`` through ``csv.writer`` row by row (the definition; tests check the two agree)."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(result.variables)
+    for row in result.rows:
+        writer.writerow([_csv_value(term) for term in row])
+    return buffer.getvalue()
 
 
 # --- the command ---------------------------------------------------------------------------------
