@@ -17,6 +17,8 @@ pySHACL is slow (tens of seconds on the real data): each dataset is validated on
 
 from __future__ import annotations
 
+import logging
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -175,6 +177,49 @@ def test_default_engine_agrees_with_the_reference(dataset: dict) -> None:
         pytest.skip("the default engine is the reference itself")
     assert Counter(r.key() for r in _report(dataset, DEFAULT_ENGINE).results) == \
         Counter(r.key() for r in _report(dataset, REFERENCE_ENGINE).results)
+
+
+def test_two_process_validation_agrees(dataset: dict, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    """A national graph's shapes run in two processes (half the shape groups each): the report is
+    the one a single run gives, result for result and word for word."""
+    from emkg import validate
+
+    single = _report(dataset, FAST_ENGINE)
+    monkeypatch.setattr(validate, "SPLIT_TRIPLES", 0)
+    if not validate._splits(dataset["graph"], validate.ENGINES[FAST_ENGINE]):
+        pytest.skip("no fork or a single CPU: the shapes always run in one process")
+    with caplog.at_level(logging.INFO, logger="emkg.validate"):
+        split = validate.validate_loaded(dataset["project"], dataset["graph"], dataset["shapes"], engine=FAST_ENGINE)
+    assert "the shapes run in two processes" in caplog.text
+    assert split.errors == []
+    assert split.results or dataset["name"] != "synthetic-faulted"  # not vacuous where there are results
+    assert [str(r) for r in split.results] == [str(r) for r in single.results]
+    assert split.summary() == single.summary()
+
+
+def test_two_process_validation_reports_a_failing_half(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An engine that fails in the forked half is reported like a failure in one process."""
+    from emkg import validate
+
+    repo = Path(__file__).resolve().parents[1]
+    project = open_project(repo)
+    graph, shapes = load_graph(project), load_shapes(project)
+    engine = validate.ENGINES[FAST_ENGINE]
+    monkeypatch.setattr(validate, "SPLIT_TRIPLES", 0)
+    if not validate._splits(graph, engine):
+        pytest.skip("no fork or a single CPU")
+    parent = os.getpid()
+
+    def failing(data, shapes_graph):
+        if os.getpid() != parent:
+            raise ValueError("the engine refused these shapes")
+        return engine(data, shapes_graph)
+
+    failing.accepts_store = True
+    report = validate.validate_loaded(project, graph, shapes, engine=failing)
+    assert [e.message for e in report.errors] == [
+        "the SHACL shapes could not be run: ValueError: the engine refused these shapes"]
+    assert report.exit_code() != 0
 
 
 def test_faulted_tree_has_results(dataset: dict) -> None:
