@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,25 @@ def test_a_step_stopped_for_time_is_at_least_the_time_it_ran() -> None:
     assert big["steps"]["validate"] == pytest.approx(3000.0)
     assert "without finishing" in big["basis"]["validate"]
     assert big["steps"]["views"] == pytest.approx(60.0)  # measured: untouched
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps_rollup").is_file(), reason="no /proc smaps_rollup (not Linux)")
+def test_peak_memory_counts_every_process_of_the_command() -> None:
+    """A command that forks: its peak is what its processes hold together (each page once), more
+    than its largest process alone."""
+    from emkg.bench import _spawn
+
+    script = ("import os, time\n"
+              "block = bytes(150 * 2**20).replace(b\"\\0\", b\"x\")\n"  # the parent's own 150 MB
+              "pid = os.fork()\n"
+              "if pid == 0:\n"
+              "    mine = bytes(200 * 2**20).replace(b\"\\0\", b\"y\")\n"  # the child's own 200 MB; the parent's block is shared
+              "    time.sleep(1.5)\n"
+              "    os._exit(0)\n"
+              "os.waitpid(pid, 0)\n")
+    result = _spawn([sys.executable, "-c", script])
+    assert result["exit"] == 0
+    assert result["peak_tree_mb"] is not None
+    assert result["peak_tree_mb"] > 330  # both blocks (the shared one once), not either process alone
+    assert result["peak_tree_mb"] < 150 + 200 + 150 + 60  # the shared block is not counted twice
+    assert result["peak_rss_mb"] < result["peak_tree_mb"]

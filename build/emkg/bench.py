@@ -36,6 +36,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -202,7 +203,7 @@ def _bench_cli(root: Path, work: Path, size: int) -> dict:
             target.write_bytes(original)
     for name, result in cli.items():
         status = "ok" if result.get("exit") == 0 else f"exit {result.get('exit')}: {result.get('error', '')[:100]}"
-        print(f"   emkg {name:<18} {result['seconds']:8.2f}s  peak {result['peak_rss_mb']:7.0f} MB  {status}", flush=True)
+        print(f"   emkg {name:<18} {result['seconds']:8.2f}s  peak {_peak_mb(result):7.0f} MB  {status}", flush=True)
     shutil.rmtree(out, ignore_errors=True)
     return cli
 
@@ -250,7 +251,8 @@ def _command(argv: list[str], root: Path) -> dict:
     env = dict(os.environ, SOURCE_DATE_EPOCH=SOURCE_DATE_EPOCH)
     result = _spawn(cmd, env=env)
     out = {"seconds": result["seconds"], "cpu_s": result["cpu_s"], "user_s": result["user_s"],
-           "system_s": result["system_s"], "peak_rss_mb": result["peak_rss_mb"], "exit": result["exit"]}
+           "system_s": result["system_s"], "peak_rss_mb": result["peak_rss_mb"], "peak_tree_mb": result["peak_tree_mb"],
+           "exit": result["exit"]}
     if argv and argv[0] == "build":
         phases = build_phases(result["stderr_lines"], result["seconds"])
         if phases:
@@ -262,6 +264,64 @@ def _command(argv: list[str], root: Path) -> dict:
     if result["exit"] not in (0, 1):
         out["error"] = result["stderr"].strip().splitlines()[-1] if result["stderr"].strip() else ""
     return out
+
+
+class _TreeMemory:
+    """The peak, over the life of a process, of the memory it and every process it started use
+    together: their proportional set sizes (PSS, ``/proc/PID/smaps_rollup``) summed, sampled every
+    ``interval`` seconds on a thread. A forked worker shares most of its pages with its parent:
+    PSS counts a shared page once, where adding up RSS would count it in every process (and the
+    peak RSS of one process misses the others). None where ``/proc`` cannot tell (not Linux)."""
+
+    def __init__(self, pid: int, interval: float = 0.2) -> None:
+        self.pid, self.interval = pid, interval
+        self.peak_kb: int | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="emkg-bench-memory", daemon=True)
+        if Path(f"/proc/{pid}/smaps_rollup").is_file():
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            total = sum(self._pss(pid) for pid in self._tree())
+            if total and (self.peak_kb is None or total > self.peak_kb):
+                self.peak_kb = total
+            self._done.wait(self.interval)
+
+    def _tree(self) -> list[int]:
+        children: dict[int, list[int]] = {}
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:
+                    with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as f:
+                        parent = int(f.read().rsplit(")", 1)[1].split()[1])
+                except (OSError, ValueError, IndexError):
+                    continue  # gone meanwhile
+                children.setdefault(parent, []).append(int(entry.name))
+        found, todo = [], [self.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            todo.extend(children.get(pid, ()))
+        return found
+
+    @staticmethod
+    def _pss(pid: int) -> int:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", encoding="ascii", errors="replace") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        return int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            pass
+        return 0
+
+    def stop(self) -> float | None:
+        """Stop sampling; the peak in MB (None: not measured)."""
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        return None if self.peak_kb is None else round(self.peak_kb / 1024, 1)
 
 
 def _settle() -> None:
@@ -281,6 +341,7 @@ def _spawn(cmd: list[str], env: dict | None = None, timeout: float | None = None
     _settle()
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    memory = _TreeMemory(proc.pid)
     assert proc.stdout is not None and proc.stderr is not None
     streams = {proc.stdout.fileno(): "out", proc.stderr.fileno(): "err"}
     buffers = {"out": b"", "err": b""}
@@ -311,6 +372,7 @@ def _spawn(cmd: list[str], env: dict | None = None, timeout: float | None = None
                 text = raw.decode("utf-8", "replace")
                 lines[name].append((now, text) if name == "err" else text)
     sel.close()
+    tree_mb = memory.stop()  # before the wait: the process (and its /proc entry) is still there
     _pid, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     proc.stdout.close()
@@ -322,6 +384,7 @@ def _spawn(cmd: list[str], env: dict | None = None, timeout: float | None = None
     return {
         "seconds": round(time.perf_counter() - started, 3),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "peak_tree_mb": tree_mb,
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
         "user_s": round(usage.ru_utime, 3),
         "system_s": round(usage.ru_stime, 3),
@@ -416,7 +479,7 @@ def _bench_real(project: Project, work: Path) -> dict | None:
     out = {"validate": _command(["validate"], copy), "build": _command(["build", "--out", str(work / "real-out")], copy)}
     for name, result in out.items():
         status = "ok" if result.get("exit") in (0, 1) else f"exit {result.get('exit')}: {result.get('error', '')[:100]}"
-        print(f"   emkg {name:<18} {result['seconds']:8.2f}s  peak {result['peak_rss_mb']:7.0f} MB  {status}", flush=True)
+        print(f"   emkg {name:<18} {result['seconds']:8.2f}s  peak {_peak_mb(result):7.0f} MB  {status}", flush=True)
     shutil.rmtree(work / "real-out", ignore_errors=True)
     return out
 
@@ -675,6 +738,11 @@ def _total(steps: dict, names: Sequence[str]) -> float | None:
     return round(sum(values), 3)
 
 
+def _peak_mb(result: dict) -> float:
+    """A command's peak memory: all its processes together where measured, else its largest one."""
+    return max(result.get("peak_tree_mb") or 0.0, result.get("peak_rss_mb") or 0.0)
+
+
 def _targets(doc: dict) -> dict:
     out: dict = {}
     by_size = {e["requested"]: e for e in doc["sizes"]}
@@ -683,9 +751,11 @@ def _targets(doc: dict) -> dict:
         v, b = big["cli"].get("validate", {}), big["cli"].get("build", {})
         if v.get("exit") in (0, 1) and b.get("exit") in (0, 1):
             seconds = v["seconds"] + b["seconds"]
-            peak = max(v["peak_rss_mb"], b["peak_rss_mb"])
+            peak = max(_peak_mb(v), _peak_mb(b))
             out["1M validate+build under 60 s"] = {"seconds": round(seconds, 2), "met": seconds < 60}
-            out["1M peak memory under 4 GB"] = {"peak_mb": peak, "met": peak < 4096}
+            out["1M peak memory under 4 GB"] = {"peak_mb": peak, "met": peak < 4096,
+                                                "basis": "all the command's processes (PSS summed)"
+                                                if v.get("peak_tree_mb") and b.get("peak_tree_mb") else "the largest process (RSS)"}
     mid = by_size.get(100_000)
     if mid:
         fast = _total(mid["emkg"]["steps"], ("parse", "validate", "views", "dumps"))
@@ -743,7 +813,7 @@ def render_table(doc: dict) -> str:
         for name in ("validate", "build", "incremental_build"):
             if name in cli:
                 c = cli[name]
-                lines.append(f"{'':>9}  emkg {name:<18} {c['seconds']:8.2f}s, peak {c['peak_rss_mb']:.0f} MB"
+                lines.append(f"{'':>9}  emkg {name:<18} {c['seconds']:8.2f}s, peak {_peak_mb(c):.0f} MB"
                              + ("" if c.get("exit") in (0, 1) else f" (exit {c.get('exit')})"))
         lines.append("")
     if any(e["naive"].get("extrapolated") for e in doc["sizes"]):
