@@ -833,3 +833,22 @@ def test_progress_live_line_on_a_terminal() -> None:
     for i in range(1, 1001):
         progress.tick("pages", i, 1000)
     assert plain.getvalue().count("\n") == 4 and "\r" not in plain.getvalue()
+
+
+def test_indented_json_is_the_json_modules_text() -> None:
+    """The site's JSON writer gives ``json.dumps(..., ensure_ascii=False, indent=1 or 0)``'s text."""
+    from emkg.site import _indented_json, index_json_text
+
+    values = [
+        [], {}, "", 0, -1.5, True, None, [[]], [{}],
+        {"label": 'a "quoted" \\ back\tslash\n\u2028 \U0001F600 \x01', "type": "T", "url": "x/index.html"},
+        [{"label": "\u00e9t\u00e9", "see": "x", "n": 3, "list": [1, "two", None, {"deep": [False]}]}],
+        {"nested": {"a": {"b": []}}, "": "empty key"},
+    ]
+    for value in values:
+        assert _indented_json(value, "\n") == json.dumps(value, ensure_ascii=False, indent=1), value
+        assert _indented_json(value, "\n", "") == json.dumps(value, ensure_ascii=False, indent=0), value
+    entries = [{"label": f"L{i} \u00e9 \"q\"", "type": "Local authority", "url": f"id/a/{i}/index.html"} for i in range(50)]
+    assert index_json_text(entries) == json.dumps(entries, ensure_ascii=False, indent=0) + "\n"
+    odd = [{"label": "x", "n": float("nan")}, {1: "not a string key"}]  # json's own writer: the same text
+    assert index_json_text(odd) == json.dumps(odd, ensure_ascii=False, indent=0) + "\n"

@@ -291,28 +291,43 @@ def script_json(data: Any) -> Markup:
 _JSON_LEAVES = (str, int, float, bool, type(None))
 
 
-def _indented_json(value: Any, newline: str) -> str:
-    """``json.dumps(value, ensure_ascii=False, indent=1)`` for dicts with string keys, lists and
-    JSON scalars, with json's C writer for the scalars (its indenting writer is pure Python).
-    ``newline``: a newline and the indent of ``value``'s own line. TypeError for anything else."""
+def _indented_json(value: Any, newline: str, step: str = " ") -> str:
+    """``json.dumps(value, ensure_ascii=False, indent=len(step))`` for dicts with string keys, lists
+    and JSON scalars, with json's C writer for the scalars (its indenting writer is pure Python).
+    ``newline``: a newline and the indent of ``value``'s own line; ``step``: one level's indent
+    (spaces). TypeError for anything else."""
+    if type(value) is str:
+        return _encode_json_string(value)
     if type(value) is dict:
         if not value:
             return "{}"
-        inner = newline + " "
+        inner = newline + step
         items = []
         for key, item in value.items():
             if type(key) is not str:
                 raise TypeError("not a string key")
-            items.append(f"{json.dumps(key, ensure_ascii=False)}: {_indented_json(item, inner)}")
+            items.append(f"{_encode_json_string(key)}: {_indented_json(item, inner, step)}")
         return "{" + inner + ("," + inner).join(items) + newline + "}"
     if type(value) in (list, tuple):
         if not value:
             return "[]"
-        inner = newline + " "
-        return "[" + inner + ("," + inner).join(_indented_json(item, inner) for item in value) + newline + "]"
+        inner = newline + step
+        return "[" + inner + ("," + inner).join(_indented_json(item, inner, step) for item in value) + newline + "]"
     if type(value) in _JSON_LEAVES:
         return json.dumps(value, ensure_ascii=False)
     raise TypeError(f"not written here: {type(value).__name__}")
+
+
+_encode_json_string = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) writes for a str
+
+
+def index_json_text(entries: list[dict]) -> str:
+    """The search index file: ``json.dumps(entries, ensure_ascii=False, indent=0)`` and a newline
+    (written faster: entries of string fields)."""
+    try:
+        return _indented_json(entries, "\n", "") + "\n"
+    except TypeError:
+        return json.dumps(entries, ensure_ascii=False, indent=0) + "\n"
 
 
 @functools.lru_cache(maxsize=65536)
@@ -2071,7 +2086,7 @@ def extra_files(pages: Pages, data: SiteInput, entries: list[dict]) -> dict[str,
     """The site's other files (path: a function that makes its text); ``entries``: the search entries."""
 
     def index_json() -> str:
-        return json.dumps(entries, ensure_ascii=False, indent=0) + "\n"
+        return index_json_text(entries)
 
     def script() -> str:
         return ("/* The search index of the emkg site: label, type, url (relative to the site root). */\n"
