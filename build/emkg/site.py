@@ -1509,7 +1509,29 @@ def property_table_html(rows: Sequence[Mapping]) -> Markup:
                   + "".join(_property_row(row) for row in rows) + "</tbody>\n</table>\n</div>")
 
 
-FRAGMENTS = {"value_html": value_html, "values_html": values_html, "inline_values_html": inline_values_html,
+def _cell_text(c: Any) -> str:
+    """A table cell: text (escaped), one value, or a list of values."""
+    if isinstance(c, str):
+        return _esc(c)
+    if isinstance(c, Mapping):
+        return _value_text(c)
+    return _values_text(c)
+
+
+def table_html(t: Mapping) -> Markup:
+    """A listing's table (``_table``: columns, rows, an optional caption); each row's first cell
+    heads the row."""
+    caption = f"<caption>{_esc(t['caption'])}</caption>" if t.get("caption") else ""
+    head = "".join(f'<th scope="col">{_esc(c)}</th>' for c in t["columns"])
+    rows = []
+    for row in t["rows"]:
+        cells = [f'<th scope="row">{_cell_text(c)}</th>' if i == 0 else f"<td>{_cell_text(c)}</td>" for i, c in enumerate(row)]
+        rows.append("<tr>" + "".join(cells) + "</tr>\n")
+    return Markup(f'<div class="table-wrap">\n<table>\n{caption}<thead><tr>{head}</tr></thead>\n<tbody>\n'
+                  + "".join(rows) + "</tbody>\n</table>\n</div>")
+
+
+FRAGMENTS = {"value_html": value_html, "table_html": table_html, "values_html": values_html, "inline_values_html": inline_values_html,
              "link_list_html": link_list_html, "provenance_html": provenance_html,
              "property_table_html": property_table_html}
 
