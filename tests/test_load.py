@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -201,6 +202,50 @@ def test_files_scanned_in_worker_processes_give_the_same_index(monkeypatch: pyte
     assert parallel.prefixes == serial.prefixes
     assert len(parallel.store) == len(serial.store)
     assert all(f.pending is None for f in parallel.files)
+
+
+def test_subjects_only_scan_finds_the_same_subject_lines() -> None:
+    """The scan for the subjects alone (what a site needs) finds each subject on the lines the
+    whole index does: in every real data file and in Turtle that hides subject-like tokens."""
+    from emkg.load import subject_lines
+
+    tricky = (PREFIXES + "PREFIX q: <http://example.org/q#>\n# ex:no ex:subject .\n"
+              + 'ex:a a ex:Thing ;\n    ex:label """two\nlines ex:fake . ex:q""" ;\n    ex:n "x"@en , "y"^^ex:t .\n'
+              + "[ ex:p ex:hidden ] .\n( ex:l1 ex:l2 ) ex:p ex:o .\n<http://example.org/d> ex:p [ ex:q ( ex:e [ ex:r ex:s ] ) ] .\n"
+              + "q:x ex:p 1.5, true ; ex:s 'it''s' .\nex:a ex:again ex:b .\n")
+    texts = [("t.ttl", tricky, {"ex": "http://example.org/", "q": "http://example.org/q#"})]
+    project = open_project(REPO_ROOT)
+    for parsed in load_files(project.graph_files(), project, use_cache=False).files:
+        texts.append((parsed.name, parsed.path.read_text(encoding="utf-8"), parsed.prefixes))
+    for name, text, prefixes in texts:
+        whole = subject_lines(index_turtle(text, name, prefixes, project.base_iri))
+        assert subject_lines(index_turtle(text, name, prefixes, project.base_iri, subjects_only=True)) == whole, name
+    lines = subject_lines(index_turtle(tricky, "t.ttl", texts[0][2], project.base_iri, subjects_only=True))
+    assert lines["http://example.org/a"] == (4, 12) and "http://example.org/fake" not in lines
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_files_subject_lines_scans_for_subjects_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool) -> None:
+    """A site's subjects' lines on a cold cache: scanned for the subjects alone (no file's whole
+    index is made), in worker processes at scale, kept for the next build; the whole index's."""
+    from emkg import load
+
+    project = open_project(REPO_ROOT)
+    if parallel:
+        monkeypatch.setattr(load, "PARALLEL_INDEX_CHARS", 0)
+    whole = load_files(project.graph_files(), project, use_cache=False)
+    expected = {f.name: load.subject_lines(f.ensure_index()) for f in whole.files if f.problem is None}
+    copy = tmp_path / "proj"  # a project of its own: its own cache, cold
+    for folder in ("ontology", "data"):
+        shutil.copytree(REPO_ROOT / folder, copy / folder)
+    shutil.copy(REPO_ROOT / "pyproject.toml", copy / "pyproject.toml")
+    other = open_project(copy)
+    files = load_files(other.graph_files(), other).files
+    found = load.files_subject_lines(files)
+    assert found == expected
+    assert all(f.pending is not None for f in files if f.problem is None), "no file's whole index was made"
+    again = load_files(other.graph_files(), other).files
+    assert all(f.cached_subject_lines() is not None for f in again if f.problem is None)
 
 
 def _parsed_the_slow_way(paths: list[Path]) -> tuple[set[str], dict[str, str]]:

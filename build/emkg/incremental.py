@@ -74,7 +74,7 @@ import pyoxigraph as ox
 
 from .cache import code_fingerprint
 from .errors import UsageError
-from .load import Location, subject_lines
+from .load import Location, files_subject_lines, subject_lines
 from .project import Project
 from .site import RESOURCE_FILES, PageKeys
 from .views import Result
@@ -200,34 +200,29 @@ class IncrementalSite:
 
         The graph's line index if it is made already (validation located a result). Otherwise per
         file: the last build's record when the file has the same bytes, else the subjects' lines
-        the load cache keeps beside the file's index, else the file's own index (a scan); most
-        files needing a scan (a first build on a cold cache) makes the graph's index, in parallel.
-        No merged index of every statement is made."""
+        the load cache keeps beside the file's index, else a scan for the subjects alone (in
+        parallel when there is much to scan: a first build after a validation that located
+        nothing). No index of every statement is made."""
         if not hasattr(graph, "files"):
             return graph.index.subjects
         old = self._old.get("files", {}) if self._old is not None and not self.full else {}
         files = [f for f in graph.files if f.problem is None]
         code = code_fingerprint("load", "incremental")
         keys = {f.name: f"{code}\0{f.digest}\0{f.rebase_to}\0{os.path.abspath(f.path)}" for f in files}  # (relative IRIs)
+        if graph.has_index:  # made already: its subjects
+            index = graph.index
+            self._files = {f.name: (keys[f.name], subject_lines(f.index)) for f in files}
+            return index.subjects
         known: dict[str, dict[str, tuple[int, ...]]] = {}  # file -> subject -> lines, without a scan
         for parsed in files:
             kept = old.get(parsed.name)
             if kept is not None and kept[0] == keys[parsed.name]:
                 known[parsed.name] = kept[1]
-            elif not graph.has_index:
-                lines = parsed.cached_subject_lines()
-                if lines is not None:
-                    known[parsed.name] = lines
-        if graph.has_index or (len(files) - len(known)) * 4 > len(files):
-            index = graph.index  # scans the files in parallel; fills each file's index
-            self._files = {f.name: (keys[f.name], subject_lines(f.index)) for f in files}
-            return index.subjects
+        scanned = files_subject_lines([f for f in files if f.name not in known])  # the cache's, else scans
         record: dict[str, tuple[str, dict[str, tuple[int, ...]]]] = {}
         merged: dict[str, list[Location]] = {}
         for parsed in files:
-            lines = known.get(parsed.name)
-            if lines is None:
-                lines = subject_lines(parsed.ensure_index())
+            lines = known[parsed.name] if parsed.name in known else scanned[parsed.name]
             record[parsed.name] = (keys[parsed.name], lines)
             name = parsed.name
             for subject, numbers in lines.items():
@@ -235,7 +230,7 @@ class IncrementalSite:
                 if places is None:
                     places = merged[subject] = []
                 places.extend(Location(name, n) for n in numbers)
-        log.debug("site: lines of %d of %d files known without a scan", len(known), len(files))
+        log.debug("site: lines of %d of %d files from the last build's record", len(known), len(files))
         self._files = record
         return merged
 
