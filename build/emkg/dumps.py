@@ -816,7 +816,8 @@ def _comment(description: Description, fmt_name: str) -> list[str]:
 def write_dumps(project: Project, graph, out_dir: Path, *, description: Description | None = None,
                 date: str | None = None, endpoint: str | None = None,
                 progress: Callable[[str], None] | None = None, parallel: bool = True,
-                on_lines: Callable[[list[bytes]], None] | None = None) -> list[Dump]:
+                on_lines: Callable[[list[bytes]], None] | None = None,
+                statements: Callable[[str], Mapping[str, list[Term]]] | None = None) -> list[Dump]:
     """Write ``emkg.{ttl,nt,jsonld,trig}`` and ``void.ttl`` into ``out_dir``; return what was written.
 
     ``graph`` is a :class:`~emkg.load.LoadedGraph` (ontology + data in its store's default graph).
@@ -830,7 +831,9 @@ def write_dumps(project: Project, graph, out_dir: Path, *, description: Descript
     N-Triples lines and only the subjects an edit changed are formatted again. The files are the
     bytes the whole-graph writers give (``tests/test_dumps.py`` checks both ways agree). Then
     ``on_lines`` is given those lines (sorted, distinct N-Triples lines of the store and the
-    description), for the build record not to dump the store again.
+    description), for the build record not to dump the store again. ``statements`` (a subject
+    IRI -> its predicates and objects, the store and description's) saves parsing the lines again
+    where the caller holds them (a subject whose count differs is parsed from its lines).
     """
     say = progress or (lambda _msg: None)
     if description is None:
@@ -856,7 +859,7 @@ def write_dumps(project: Project, graph, out_dir: Path, *, description: Descript
     if count != description.total_triples:
         log.debug("description says %d triples, writing %d", description.total_triples, count)
     out_dir.mkdir(parents=True, exist_ok=True)
-    job = _DumpJob(project, graph, out_dir, description, prefixes, quads, ground)
+    job = _DumpJob(project, graph, out_dir, description, prefixes, quads, ground, statements=statements)
     by_name = {f.name: f for f in FORMATS}
     written: dict[str, tuple[int, str]] = {}
     second = ("emkg.jsonld", "emkg.trig")
@@ -1051,6 +1054,9 @@ class _DumpJob:
     quads: list[ox.Quad]
     ground: GroundGraph | None = None
     _grouped: dict[str, dict[str, list[Term]]] = field(default_factory=dict)
+    # a subject IRI's statements (predicate -> objects), where they are at hand already (the
+    # site's model, in a full build): the pieces are made from them, not from the lines parsed again
+    statements: Callable[[str], Mapping[str, list[Term]]] | None = None
     _caches: dict[str, PieceCache] = field(default_factory=dict)
     _stored: dict[str, dict[bytes, Any]] = field(default_factory=dict)
     _missing: dict[str, list[int]] = field(default_factory=dict)
@@ -1166,6 +1172,16 @@ class _DumpJob:
         ground = self.ground
         assert ground is not None
         todo = [i for i in indices if ground.subjects[i] not in self._grouped]
+        if self.statements is not None and todo:
+            rest = []
+            for i in todo:
+                text = ground.subjects[i]
+                pmap = self.statements(text[1:-1])
+                if sum(map(len, pmap.values())) == ground.starts[i + 1] - ground.starts[i]:  # every line: the same triples
+                    self._grouped[text] = pmap  # type: ignore[assignment]
+                else:
+                    rest.append(i)
+            todo = rest
         if todo:
             data = b"\n".join(line for i in todo for line in ground.lines_of(i))
             for t in ox.parse(data, format=ox.RdfFormat.N_TRIPLES):

@@ -510,7 +510,8 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
             # written (the workers have the cores: the pool's threads keep the dumps in this process)
             early = _start_resource_pages(project, graph, shapes, tmp, described, date, endpoint, jobs, locations)
         written = dumps_mod.write_dumps(project, graph, tmp, description=description, progress=progress.step,
-                                         parallel=jobs != 1, on_lines=lambda lines: planner.known_lines(graph.store, lines))
+                                         parallel=jobs != 1, on_lines=lambda lines: planner.known_lines(graph.store, lines),
+                                         statements=early.model.statements_of if early is not None else None)
         progress.step("running the stored views")
         changed = planner.changed_predicates(graph.store, described) if site else None
         if changed is not None and any(q in graph.store for q in described):
