@@ -113,9 +113,13 @@ class ParsedFile:
         if self.pending is None:
             return subject_lines(self.index)
         kept = self.pending.kept_subject_lines()
-        if kept is None or not self.rebase_to:
-            return kept
-        return {rebase_iri(s, self.rebase_to): lines for s, lines in kept.items()}
+        return None if kept is None else self.rebased_lines(kept)
+
+    def rebased_lines(self, lines: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+        """Subjects' lines as scanned (IRIs on the default base) with the project's base IRI."""
+        if not self.rebase_to:
+            return lines
+        return {rebase_iri(s, self.rebase_to): n for s, n in lines.items()}
 
     def _take(self, index: SourceIndex) -> None:
         self.index = _rebase_index(index, self.rebase_to) if self.rebase_to else index
@@ -374,7 +378,7 @@ def files_subject_lines(files: Sequence[ParsedFile]) -> dict[str, dict[str, tupl
             found[parsed.name] = lines
     jobs = [parsed.pending for parsed in todo]
     for parsed, lines in zip(todo, _in_workers(jobs, _subjects_job, IndexJob.scan_subject_lines)):  # type: ignore[arg-type]
-        found[parsed.name] = {rebase_iri(s, parsed.rebase_to): n for s, n in lines.items()} if parsed.rebase_to else lines
+        found[parsed.name] = parsed.rebased_lines(lines)
     return found
 
 

@@ -1531,9 +1531,9 @@ def table_html(t: Mapping) -> Markup:
                   + "".join(rows) + "</tbody>\n</table>\n</div>")
 
 
-FRAGMENTS = {"value_html": value_html, "table_html": table_html, "values_html": values_html, "inline_values_html": inline_values_html,
+FRAGMENTS = {"value_html": value_html, "values_html": values_html, "inline_values_html": inline_values_html,
              "link_list_html": link_list_html, "provenance_html": provenance_html,
-             "property_table_html": property_table_html}
+             "property_table_html": property_table_html, "table_html": table_html}
 
 
 # --- rendering --------------------------------------------------------------------------------------

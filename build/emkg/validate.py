@@ -968,7 +968,7 @@ class _ShaclRun:
 
 
 def _group_run(graph: LoadedGraph, shapes_graph: rdflib.Graph, groups: list, takes_store: bool) -> _ShaclRun:
-    from . import revalidation, shapedeps
+    from . import revalidation
 
     if any(g.reads is None for g in groups):
         sub = graph.store
@@ -1086,8 +1086,9 @@ def _validate(project: Project, graph: LoadedGraph, shapes: LoadedGraph, qc: boo
             plan = plan if plan is not None else _shape_plan(shapes_graph, project, shapes)
             halves = _halves(plan, shapes_graph, graph.store, len(graph))
         if halves is not None:  # one half in a forked child, the other in the thread below
-            other = Forked(lambda: run_shacl(graph.store, shapedeps.reduced_shapes(shapes_graph, halves[0]), run))
+            first = shapedeps.reduced_shapes(shapes_graph, halves[0])
             shacl = _ShaclRun(graph.store, shapedeps.reduced_shapes(shapes_graph, halves[1]))
+            other = Forked(lambda: run_shacl(graph.store, first, run))  # forked last: the thread below waits for it
             log.info("validation: the shapes run in two processes, %d and %d targeted shapes", *map(len, halves))
 
         def run_engine() -> None:

@@ -573,13 +573,10 @@ def format_csv(result: Result) -> str:
 
     The text is what ``csv.writer`` (``QUOTE_MINIMAL``) writes, row by row; each distinct term's
     cell is made once per result (views repeat terms: an authority or an update on many rows)."""
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow(result.variables)
     if len(result.variables) < 2:  # a row of one empty cell is written quoted: left to the writer
-        for row in result.rows:
-            writer.writerow([_csv_value(term) for term in row])
-        return buffer.getvalue()
+        return _format_csv_reference(result)
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL).writerow(result.variables)
     cells: dict = {None: ""}
 
     def cell(term: Term) -> str:
