@@ -151,6 +151,7 @@ class IncrementalSite:
         self._lines: tuple[ox.Store, set[bytes]] | None = None
         self._delta_of: tuple[set[bytes], set[bytes]] | None = None
         self._views: dict[str, tuple[str, object]] = {}  # view name -> (what it was run from, result)
+        self._recorded_views: dict[str, tuple[str, str, list[str]]] | None = None  # ``record_views``
         self.page_keys = PageKeys()  # the listing, view and other pages: what they were made from
         self._files: dict[str, tuple[str, dict[str, tuple[int, ...]]]] = {}  # file -> (bytes key, subject -> lines)
         self._others: set[str] = set()  # the output's files that are not resource pages
@@ -269,10 +270,17 @@ class IncrementalSite:
     def remember_view(self, name: str, key: str, result) -> None:
         self._views[name] = (key, result)
 
+    def record_views(self) -> None:
+        """Write the views' rows into the cache now (``_views_record``), rather than when the build
+        is saved: a full build calls this while its page workers still run, so that the work is
+        not left to the end, where it would run on one core. Call it once every view is known."""
+        self._recorded_views = self._views_record()
+
     def _views_record(self) -> dict[str, tuple[str, str, list[str]]]:
         """Each view's (what it was run from, the file of its rows, its variables). A new result's
         rows are written as plain data (``encode_result``) into a new file of ``views/``; a kept
-        result's file is the last build's. The files no view names any more are removed."""
+        result's file is the last build's. (The files no view names any more are removed when
+        the build is saved, ``_drop_unrecorded_views``.)"""
         folder = self.cache / "views"
         record = {}
         for name, (key, result) in self._views.items():
@@ -288,11 +296,15 @@ class IncrementalSite:
             tmp.write_bytes(pickle.dumps(encoded[1], protocol=5))
             tmp.replace(folder / file)
             record[name] = (key, file, encoded[0])
+        return record
+
+    def _drop_unrecorded_views(self, record: Mapping[str, tuple[str, str, list[str]]]) -> None:
+        """Remove the files of ``views/`` that ``record`` does not name (earlier builds')."""
+        folder = self.cache / "views"
         named = {file for _key, file, _vars in record.values()}
         for path in (folder.iterdir() if folder.is_dir() else ()):
             if path.name not in named and path.suffix == ".pickle":
                 path.unlink(missing_ok=True)
-        return record
 
     def known_lines(self, store: ox.Store, lines: Iterable[bytes]) -> None:
         """The N-Triples lines of ``store`` plus the quads the site will add to it (as the dumps
@@ -454,12 +466,14 @@ class IncrementalSite:
         info = os.stat(out)
         self.cache.mkdir(parents=True, exist_ok=True)
         # the views' rows and the triples first: the record (state.pickle) only ever describes a complete cache
+        views = self._recorded_views if self._recorded_views is not None else self._views_record()
         state = dict(state, output=[info.st_dev, info.st_ino], pages=self.page_keys.new, files=self._files,
-                     groups=self.page_keys.new_groups, others=sorted(self._others), views=self._views_record())
+                     groups=self.page_keys.new_groups, others=sorted(self._others), views=views)
         for name, data in (("triples.nt", b"\n".join(lines) + b"\n"), ("state.pickle", pickle.dumps(state, protocol=5))):
             tmp = self.cache / f".{name}.tmp-{os.getpid()}"
             tmp.write_bytes(data)
             tmp.replace(self.cache / name)
+        self._drop_unrecorded_views(views)
 
     def forget(self) -> None:
         for name in ("state.pickle", "triples.nt"):
