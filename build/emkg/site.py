@@ -479,20 +479,24 @@ class Model:
     model's creation on, so that what a remembered label was made from is counted too); planning
     code calls ``statements_of`` and ``links_to`` directly (not recorded)."""
 
-    def __init__(self, data: SiteInput) -> None:
+    def __init__(self, data: SiteInput, read_all: bool = False) -> None:
+        """``read_all``: read every statement at once (``read_all``), and so the subjects too."""
         self.data = data
         self.project = data.project
         self.base = data.project.base_iri
         self.E = data.project.ontology_iri
         self.prefixes = D.Prefixes(D.all_prefixes(data.prefixes))
         self._store = data.store
-        self._subjects: frozenset[str] = frozenset(
-            data.subjects if data.subjects is not None
-            else (_key(row[0]) for row in data.store.query("SELECT DISTINCT ?s WHERE { ?s ?p ?o }")))
         self._out: dict[str, dict[str, list]] = {}
         self._inc: dict[str, list[tuple[str, str]]] = {}
         self._types: dict[str, list[str]] = {}
         self._complete = False  # every statement read (``read_all``)
+        if read_all:
+            self.read_all()
+        self._subjects: frozenset[str] = frozenset(
+            data.subjects if data.subjects is not None
+            else self._out if read_all  # (the keys: every subject)
+            else (_key(row[0]) for row in data.store.query("SELECT DISTINCT ?s WHERE { ?s ?p ?o }")))
         self.reads = Reads()
         self._labels: dict[str, str] = {}
         self._supers: dict[str, set[str]] = {}
@@ -1798,14 +1802,13 @@ def start_resource_pages(project: Project, graph, out_dir: Path, *, shapes=None,
         return None
     data = _site_input(project, graph, store=store, shapes=shapes, locations=locations, date=date, endpoint=endpoint)
     _use_bytecode_cache(project)
-    model = Model(data)
+    model = Model(data, read_all=True)  # (every statement is read anyway, and the subjects with them)
     if len(model.paths) < PARALLEL_THRESHOLD:
         return None
     pages = Pages(model)
     pages.prepare_requirements()
     chrome = _chrome(date)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.read_all()
     workers = _Workers(pages, chrome, out_dir, sorted(model.paths), processes)
     log.info("site: %d resource pages started in %d worker processes, before the dumps and views", workers.total,
              workers.processes)
