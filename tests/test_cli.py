@@ -63,3 +63,22 @@ def test_a_reader_that_stops_early_gets_no_traceback(make_project) -> None:
     assert first.startswith(b"name,n"), first
     assert code == 0, err
     assert "Traceback" not in err and "Exception ignored" not in err, err
+
+
+def test_one_shot_commands_pause_the_collector(monkeypatch) -> None:
+    import gc
+
+    from emkg import cli
+
+    seen: dict[str, bool] = {}
+
+    def fake_run(args) -> int:
+        seen[args.command] = gc.isenabled()
+        return 0
+
+    monkeypatch.setattr(cli, "_run", fake_run)
+    gc.enable()
+    assert cli.main(["validate"]) == 0
+    assert cli.main(["serve"]) == 0
+    assert seen == {"validate": False, "serve": True}, "validate should run with the collector paused, serve with it on"
+    assert gc.isenabled(), "main() left the collector paused"

@@ -42,6 +42,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import UsageError
+from .heap import bulk
 from .project import Project
 
 log = logging.getLogger(__name__)
@@ -687,7 +688,8 @@ def _worker_main(argv: Sequence[str]) -> int:
     logging.basicConfig(level=logging.WARNING)
     kind = argv[0]
     if kind == "fast":
-        worker_fast(Path(argv[1]), Path(argv[2]))
+        with bulk():  # as the emkg command runs (cli.py); the naive pipeline keeps the collector
+            worker_fast(Path(argv[1]), Path(argv[2]))
     elif kind == "naive":
         worker_naive(Path(argv[1]), argv[2] if len(argv) > 2 else None)
     else:

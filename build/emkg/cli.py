@@ -12,8 +12,13 @@ from pathlib import Path
 
 from . import __version__
 from .errors import EXIT_USAGE, EmkgError
+from .heap import bulk
 
 log = logging.getLogger("emkg")
+
+# commands that keep running (a server): they keep the cyclic garbage collector (see ``heap.py``);
+# ``bench`` times other processes and runs the naive pipeline as it is usually run, collector on
+LONG_RUNNING = frozenset({"serve", "bench"})
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -147,7 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="emkg: %(levelname)s: %(message)s", stream=sys.stderr)
     try:
-        return _run(args)
+        if args.command in LONG_RUNNING:
+            return _run(args)
+        with bulk():  # a one-shot command: the collector's passes cost more than the garbage they find
+            return _run(args)
     except EmkgError as exc:
         print(f"emkg: error: {exc}", file=sys.stderr)
         return exc.exit_code

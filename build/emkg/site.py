@@ -54,6 +54,7 @@ import pyoxigraph as ox
 from markupsafe import Markup, escape
 
 from . import dumps as D
+from .heap import bulk
 from .project import Project
 
 log = logging.getLogger(__name__)
@@ -548,6 +549,11 @@ class Model:
     def read_all(self) -> None:
         """Read every statement in one pass over the store, in the same order (a full build reads
         nearly all of them, and one pass is much faster than one lookup per subject)."""
+        with bulk():  # millions of containers, built in one go
+            self._out, self._inc = self._read_all()
+        self._complete = True
+
+    def _read_all(self) -> tuple[dict[str, dict[str, list]], dict[str, list[tuple[str, str]]]]:
         out: dict[str, dict[str, list]] = {}
         inc: dict[str, list[tuple[str, str]]] = {}
         NamedNode = ox.NamedNode
@@ -569,7 +575,7 @@ class Model:
                     inc[o.value] = [(s, p)]
                 else:
                     links.append((s, p))
-        self._out, self._inc, self._complete = out, inc, True
+        return out, inc
 
     def statements_of(self, s: str) -> dict[str, list]:
         """predicate -> objects of the statements of ``s`` (an IRI, or ``_:`` and a blank node's id)."""
