@@ -8,7 +8,7 @@ pages' model took 5.8 s to build with the collector on and 3.4 s with it off; a 
 took 12% less time with the collector paused (98 and 108 s against 112 and 123 s, alternating), its
 peak memory 1.4% more (3.63 GB against 3.58 GB: little cyclic garbage). So the one-shot commands
 run with the collector paused (``cli.main``), and code that builds such a structure pauses it
-itself (``bulk``), for callers that keep it on.
+itself (``bulk``: the pages' model, the Turtle formatter), for callers that keep it on.
 """
 
 from __future__ import annotations
