@@ -219,11 +219,12 @@ class IncrementalSite:
             kept = old.get(parsed.name)
             if kept is not None and kept[0] == keys[parsed.name]:
                 known[parsed.name] = kept[1]
-        scanned = files_subject_lines([f for f in files if f.name not in known])  # the cache's, else scans
+        from_record = len(known)
+        known.update(files_subject_lines([f for f in files if f.name not in known]))  # the cache's, else scans
         record: dict[str, tuple[str, dict[str, tuple[int, ...]]]] = {}
         merged: dict[str, list[Location]] = {}
         for parsed in files:
-            lines = known[parsed.name] if parsed.name in known else scanned[parsed.name]
+            lines = known[parsed.name]
             record[parsed.name] = (keys[parsed.name], lines)
             name = parsed.name
             for subject, numbers in lines.items():
@@ -231,7 +232,7 @@ class IncrementalSite:
                 if places is None:
                     places = merged[subject] = []
                 places.extend(Location(name, n) for n in numbers)
-        log.debug("site: lines of %d of %d files from the last build's record", len(known), len(files))
+        log.debug("site: lines of %d of %d files from the last build's record", from_record, len(files))
         self._files = record
         return merged
 
@@ -272,8 +273,9 @@ class IncrementalSite:
 
     def record_views(self) -> None:
         """Write the views' rows into the cache now (``_views_record``), rather than when the build
-        is saved: a full build calls this while its page workers still run, so that the work is
-        not left to the end, where it would run on one core. Call it once every view is known."""
+        is saved (``save`` does it if this was not called): a full build calls this while its page
+        workers still run, so that the work is not left to the end, on one core. Call it once
+        every view is known."""
         self._recorded_views = self._views_record()
 
     def _views_record(self) -> dict[str, tuple[str, str, list[str]]]:

@@ -518,8 +518,8 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
             changed = None  # the changed triples are told from the site's triples: sure only if they add to the graph
         deferred: list[tuple[str, Any]] = []  # views with the last build's rows: their files may stay in the output
         views = run_views(project, graph.store, tmp / "views", planner if site else None, changed, deferred)
-        if early is not None:  # the page workers have the cores until they finish: the work that would
-            # otherwise follow them, on one core, is done now (what the views read, their rows in the cache)
+        if site:  # done now, while any page workers have the cores, not after them on one core: the
+            # views' rows into the build cache, what each view reads
             planner.record_views()
             if changed is None:
                 _analyse_views(project, views)
@@ -554,8 +554,6 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
             _swap(tmp, out)
         if site:
             planner.save(out)
-            if changed is None and early is None:
-                _analyse_views(project, views)
     except BaseException:
         if early is not None:
             early.close()  # its workers write into the temporary folder

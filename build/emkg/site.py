@@ -494,10 +494,9 @@ class Model:
         self._complete = False  # every statement read (``read_all``)
         if read_all:
             self.read_all()
-        self._subjects: frozenset[str] = frozenset(
-            data.subjects if data.subjects is not None
-            else self._out if read_all  # (the keys: every subject)
-            else (_key(row[0]) for row in data.store.query("SELECT DISTINCT ?s WHERE { ?s ?p ?o }")))
+        subjects: Iterable[str] = data.subjects if data.subjects is not None else self._out if read_all else (
+            _key(row[0]) for row in data.store.query("SELECT DISTINCT ?s WHERE { ?s ?p ?o }"))
+        self._subjects: frozenset[str] = frozenset(subjects)  # (after ``read_all``: the keys it read)
         self.reads = Reads()
         self._labels: dict[str, str] = {}
         self._supers: dict[str, set[str]] = {}
@@ -1685,19 +1684,13 @@ def _render_resources(iris: Sequence[str]) -> int:
     return len(iris)
 
 
-WORKER_GC_THRESHOLD = 50_000  # allocations between the workers' youngest collections (CPython's default: 700)
-
-
 def _worker_init() -> None:
-    """Workers leave signals to the parent: it cleans up and terminates the pool. They collect
-    garbage less often: a page makes thousands of short-lived objects, nearly none in cycles, and
-    the default threshold ran a collection every few hundred (about 5% of a page's time)."""
+    """Workers leave signals to the parent: it cleans up and terminates the pool. (They inherit
+    the parent's collector: paused under the ``emkg`` command, see ``heap.py``.)"""
     import signal
 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _, middle, oldest = gc.get_threshold()
-    gc.set_threshold(WORKER_GC_THRESHOLD, middle, oldest)
 
 
 def _own_graph(m: Model, iri: str) -> D.SubjectMap:
