@@ -79,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated triple counts")
     run.add_argument("--results", type=Path, default=Path("bench/results"))
     run.add_argument("--naive-limit", type=int, default=100000, help="largest size to run the naive pipeline at")
+    run.add_argument("--repeat", type=int, default=3,
+                     help="times each command is run up to 100k triples and on the real data (the median run is recorded)")
     return parser
 
 
