@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from emkg.querydeps import predicates_of, query_predicates
+from emkg.querydeps import Prefetch, _entry, predicates_of, query_predicates
 
 EX = "PREFIX ex: <http://example.org/>\n"
 
@@ -56,6 +56,42 @@ def test_the_answer_is_kept_per_query_text(tmp_path) -> None:
     assert query_predicates(text, project) == query_predicates(text, project) == {"http://example.org/p"}
     assert list((tmp_path / ".cache" / "querydeps").iterdir())
     assert query_predicates(EX + "SELECT * WHERE { ?a ?p ?b }", project) is None
+
+
+def test_prefetch_analyses_in_a_child_what_the_cache_lacks(tmp_path, monkeypatch) -> None:
+    from emkg import querydeps
+    from emkg.project import Project
+
+    project = Project(root=tmp_path)
+    texts = [EX + "SELECT * WHERE { ?a ex:p ?b }", EX + "SELECT * WHERE { ?a ?p ?b }", EX + "SELECT * WHERE { ?a ex:q ?b }"]
+    query_predicates(texts[2], project)  # cached already: not analysed again
+    prefetch = Prefetch([*texts, texts[0]], project)
+    assert prefetch._child is not None
+    parent = []
+    monkeypatch.setattr(querydeps, "_analyse", lambda text: parent.append(text))  # here only: the child has forked
+    prefetch.wait()
+    for text in texts:
+        assert querydeps.read_entry(*_entry(text, project)) is not None, text
+    assert query_predicates(texts[0], project) == {"http://example.org/p"}
+    assert query_predicates(texts[1], project) is None
+    assert parent == [], "the answers were worked out again in this process"
+    assert Prefetch(texts, project)._child is None  # everything cached: no child
+    prefetch.wait()
+    prefetch.stop()  # both harmless once waited for
+
+
+def test_prefetch_that_cannot_write_leaves_the_work_to_this_process(tmp_path, monkeypatch) -> None:
+    from emkg.project import Project
+
+    project = Project(root=tmp_path)
+    (tmp_path / ".cache").write_text("not a folder", encoding="utf-8")  # the child cannot write a thing
+    text = EX + "SELECT * WHERE { ?a ex:p ?b }"
+    prefetch = Prefetch([text], project)
+    prefetch.wait()
+    assert query_predicates(text, project) == {"http://example.org/p"}
+    stopped = Prefetch([EX + "SELECT * WHERE { ?a ex:r ?b }"], Project(root=tmp_path / "other"))
+    stopped.stop()  # a child still running is ended, and waiting after that does nothing
+    stopped.wait()
 
 
 def test_predicates_of_changed_lines() -> None:

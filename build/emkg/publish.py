@@ -41,6 +41,7 @@ import pyoxigraph as ox
 from .errors import EXIT_OK, UsageError
 from .forked import Forked
 from .project import Project
+from .querydeps import Prefetch
 
 log = logging.getLogger(__name__)
 
@@ -293,6 +294,18 @@ def write_view_files(project: Project, views_dir: Path, name: str, result) -> No
 VIEW_FILES = ("csv", "json")
 
 
+def _view_analysis(project: Project) -> Prefetch | None:
+    """The analysis of every stored view run without parameters, started in the background (None
+    when a view cannot be read: running the views reports that, in its place in the build)."""
+    from .views import bind_params, list_views
+
+    try:
+        texts = [bind_params(view, {}) for view in list_views(project) if not any(p.required for p in view.params)]
+    except UsageError:
+        return None
+    return Prefetch(texts, project)
+
+
 def _analyse_views(project: Project, views: list[tuple]) -> None:
     """Work out (and keep in the cache) which predicates each view reads, for the next build to
     tell which views an edit can change (``querydeps``; slow the first time, then cached)."""
@@ -424,23 +437,30 @@ def run_build(project: Project, args) -> int:
 
     site = not getattr(args, "no_site", False)
 
-    progress.step("loading the sources")
-    graph = load_graph(project)
-    shapes = load_shapes(project)
-    background = site and not full and len(graph) < BACKGROUND_VALIDATION_TRIPLES and _incremental_build(project, out)
-    progress.step(f"validating {len(graph):,} triples" + (" (alongside the dumps and views)" if background else ""))
-    validation = Validation(project, graph, shapes, background=background)
+    # what each view reads, for the next build (``_analyse_views``): worked out meanwhile, on the
+    # other core, when not in the cache yet (a fork now, while this process is small)
+    analysis = _view_analysis(project) if site else None
     try:
-        if validation.report is not None:
-            validation.check()
-        summary = publish(project, out, graph, shapes, validation, site=site,
-                          jobs=jobs, progress=progress, started=started, full=full)
-    except NotConforming as exc:
-        progress.done("the data does not conform: nothing was published")
-        print(render_report(exc.report, "text"))
-        return exc.report.exit_code()
+        progress.step("loading the sources")
+        graph = load_graph(project)
+        shapes = load_shapes(project)
+        background = site and not full and len(graph) < BACKGROUND_VALIDATION_TRIPLES and _incremental_build(project, out)
+        progress.step(f"validating {len(graph):,} triples" + (" (alongside the dumps and views)" if background else ""))
+        validation = Validation(project, graph, shapes, background=background)
+        try:
+            if validation.report is not None:
+                validation.check()
+            summary = publish(project, out, graph, shapes, validation, site=site,
+                              jobs=jobs, progress=progress, started=started, full=full, analysis=analysis)
+        except NotConforming as exc:
+            progress.done("the data does not conform: nothing was published")
+            print(render_report(exc.report, "text"))
+            return exc.report.exit_code()
+        finally:
+            validation.stop()  # a validation still running when the build failed
     finally:
-        validation.stop()  # a validation still running when the build failed
+        if analysis is not None:
+            analysis.stop()  # still running when the build failed or needed no analysis
     warnings = validation.result().warnings
     progress.done(summary.text(shown) + (f"; {warnings} validation warning{'s' if warnings != 1 else ''} (see quality/)"
                                          if warnings and summary.pages else ""))
@@ -467,7 +487,8 @@ def public_endpoint(raw: str) -> str | None:
 
 
 def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = True, jobs: int = 0,
-            progress: Progress | None = None, started: float | None = None, full: bool = False) -> BuildSummary:
+            progress: Progress | None = None, started: float | None = None, full: bool = False,
+            analysis: Prefetch | None = None) -> BuildSummary:
     """Write dumps, views and (``site``) the site for a validated graph into ``out``, atomically.
 
     ``out`` must have passed :func:`check_output`. The caller decides whether ``report`` allows
@@ -476,6 +497,7 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
     dumps and views are written, and ``NotConforming`` stops the build there (the temporary
     folder is removed: nothing is published). The site is incremental (``incremental.py``: only
     the pages a change can touch are made, and the output is updated in place) unless ``full``.
+    ``analysis`` (from :func:`_view_analysis`) is waited for before the views' reads are needed.
     """
     from . import dumps as dumps_mod
     from .incremental import IncrementalSite
@@ -522,6 +544,8 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
             # views' rows into the build cache, what each view reads
             planner.record_views()
             if changed is None:
+                if analysis is not None:
+                    analysis.wait()
                 _analyse_views(project, views)
         pages = 0
         if site:

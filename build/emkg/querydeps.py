@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Iterable
+from pathlib import Path
 
 from .cache import cache_root, code_fingerprint, read_entry, write_entry
 from .project import Project
@@ -35,8 +37,7 @@ class _Everything(Exception):
 def query_predicates(text: str, project: Project | None = None) -> frozenset[str] | None:
     """The predicate IRIs ``text`` (a SPARQL query) can match; None when it can match any triple
     (or cannot be analysed). Kept in ``.cache/querydeps/`` when ``project`` is given."""
-    key = hashlib.sha256(code_fingerprint("querydeps").encode("utf-8") + b"\0" + text.encode("utf-8")).hexdigest()
-    entry = cache_root(project) / "querydeps" / f"{key[:24]}.pickle" if project is not None else None
+    entry, key = _entry(text, project) if project is not None else (None, "")
     if entry is not None:
         kept = read_entry(entry, key)
         if isinstance(kept, tuple):
@@ -45,6 +46,44 @@ def query_predicates(text: str, project: Project | None = None) -> frozenset[str
     if entry is not None:
         write_entry(entry, key, (_EVERYTHING,) if answer is None else tuple(sorted(answer)))
     return answer
+
+
+def _entry(text: str, project: Project) -> tuple[Path, str]:
+    """Where the work cache keeps the answer for ``text``, and its key."""
+    key = hashlib.sha256(code_fingerprint("querydeps").encode("utf-8") + b"\0" + text.encode("utf-8")).hexdigest()
+    return cache_root(project) / "querydeps" / f"{key[:24]}.pickle", key
+
+
+class Prefetch:
+    """The queries ``texts`` analysed into the work cache by a forked child process, for a later
+    :func:`query_predicates` to find there. The SPARQL parser takes about 60 ms a query: for the
+    stored views, about a second that a small build would otherwise spend on one core while the
+    other is idle. Nothing is started when every answer is cached already, the cache is off, or
+    ``os.fork`` is missing. :meth:`wait` before reading the answers (a child that failed only
+    means they are worked out then, here); :meth:`stop` ends a child no longer needed."""
+
+    def __init__(self, texts: Iterable[str], project: Project) -> None:
+        from .cache import enabled
+        from .forked import Forked
+
+        self._child: Forked | None = None
+        todo = [t for t in dict.fromkeys(texts) if read_entry(*_entry(t, project)) is None]
+        if todo and enabled() and hasattr(os, "fork"):
+            self._child = Forked(lambda: len([query_predicates(t, project) for t in todo]))
+            log.debug("querydeps: %d queries analysed in a child process", len(todo))
+
+    def wait(self) -> None:
+        child, self._child = self._child, None
+        if child is not None:
+            try:
+                child.result()
+            except Exception as exc:  # noqa: BLE001 - the answers are worked out here instead
+                log.debug("querydeps: the child process failed (%s); analysing here", exc)
+
+    def stop(self) -> None:
+        child, self._child = self._child, None
+        if child is not None:
+            child.stop()
 
 
 def _analyse(text: str) -> frozenset[str] | None:
