@@ -80,6 +80,20 @@ def test_prefetch_analyses_in_a_child_what_the_cache_lacks(tmp_path, monkeypatch
     prefetch.stop()  # both harmless once waited for
 
 
+def test_a_miss_while_the_child_runs_waits_for_it(tmp_path, monkeypatch) -> None:
+    from emkg import querydeps
+    from emkg.project import Project
+
+    project = Project(root=tmp_path)
+    texts = [EX + f"SELECT * WHERE {{ ?a ex:p{n} ?b }}" for n in range(8)]
+    prefetch = Prefetch(texts, project)
+    parent = []
+    monkeypatch.setattr(querydeps, "_analyse", lambda text: parent.append(text))
+    assert querydeps._pending is prefetch
+    assert query_predicates(texts[-1], project) == {"http://example.org/p7"}  # the child's answer
+    assert parent == [] and querydeps._pending is None
+
+
 def test_prefetch_that_cannot_write_leaves_the_work_to_this_process(tmp_path, monkeypatch) -> None:
     from emkg.project import Project
 

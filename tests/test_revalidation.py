@@ -111,6 +111,35 @@ def test_a_text_edit_runs_only_the_groups_that_read_it(faulty_tree: Path, tmp_pa
     assert int(ran.group(3)) < int(ran.group(4))
 
 
+def test_the_analysis_prefetched_is_the_one_validation_reads(faulty_tree: Path, tmp_path: Path, run_emkg, monkeypatch) -> None:
+    """For sources large enough to be validated incrementally, what the QC queries and the shapes'
+    SPARQL read is worked out by a child process while the graph loads: the validations after it,
+    whole and incremental, find every answer in the cache, and report what a clean one does."""
+    from emkg.load import load_shapes
+    from emkg.validate import _prefetch_analysis
+
+    root = tmp_path / "tree"
+    shutil.copytree(faulty_tree, root)
+    project = open_project(root)
+    shapes = load_shapes(project)
+    assert _prefetch_analysis(project, shapes, project.graph_files(), qc=True) is None  # too small
+    monkeypatch.setattr("emkg.validate.INCREMENTAL_BYTES", 0)
+    prefetch = _prefetch_analysis(project, shapes, project.graph_files(), qc=True)
+    assert prefetch is not None and prefetch._child is not None
+    prefetch.wait()
+
+    def analysed_here(text: str):
+        raise AssertionError(f"analysed again, not found in the cache:\n{text}")
+
+    with monkeypatch.context() as m:
+        m.setattr("emkg.querydeps._analyse", analysed_here)
+        whole = _report(run_emkg, root)
+        EDITS["section text"](root)
+        incremental = _report(run_emkg, root)
+    assert whole["code"] == incremental["code"] == 1
+    assert incremental == _clean_report(run_emkg, root, monkeypatch)
+
+
 def test_small_graphs_validate_whole(faulty_tree: Path, tmp_path: Path, run_emkg, caplog, monkeypatch) -> None:
     """Below ``INCREMENTAL_TRIPLES`` nothing is kept for incremental validation (no shape analysis)."""
     monkeypatch.setattr("emkg.validate.INCREMENTAL_TRIPLES", 10**9)

@@ -451,7 +451,7 @@ def run_build(project: Project, args) -> int:
             if validation.report is not None:
                 validation.check()
             summary = publish(project, out, graph, shapes, validation, site=site,
-                              jobs=jobs, progress=progress, started=started, full=full, analysis=analysis)
+                              jobs=jobs, progress=progress, started=started, full=full)
         except NotConforming as exc:
             progress.done("the data does not conform: nothing was published")
             print(render_report(exc.report, "text"))
@@ -487,8 +487,7 @@ def public_endpoint(raw: str) -> str | None:
 
 
 def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = True, jobs: int = 0,
-            progress: Progress | None = None, started: float | None = None, full: bool = False,
-            analysis: Prefetch | None = None) -> BuildSummary:
+            progress: Progress | None = None, started: float | None = None, full: bool = False) -> BuildSummary:
     """Write dumps, views and (``site``) the site for a validated graph into ``out``, atomically.
 
     ``out`` must have passed :func:`check_output`. The caller decides whether ``report`` allows
@@ -497,7 +496,6 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
     dumps and views are written, and ``NotConforming`` stops the build there (the temporary
     folder is removed: nothing is published). The site is incremental (``incremental.py``: only
     the pages a change can touch are made, and the output is updated in place) unless ``full``.
-    ``analysis`` (from :func:`_view_analysis`) is waited for before the views' reads are needed.
     """
     from . import dumps as dumps_mod
     from .incremental import IncrementalSite
@@ -544,9 +542,7 @@ def publish(project: Project, out: Path, graph, shapes, report, *, site: bool = 
             # views' rows into the build cache, what each view reads
             planner.record_views()
             if changed is None:
-                if analysis is not None:
-                    analysis.wait()
-                _analyse_views(project, views)
+                _analyse_views(project, views)  # in the cache by now, from ``_view_analysis`` (or waited for)
         pages = 0
         if site:
             from .site import render_site

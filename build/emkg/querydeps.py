@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -40,6 +41,9 @@ def query_predicates(text: str, project: Project | None = None) -> frozenset[str
     entry, key = _entry(text, project) if project is not None else (None, "")
     if entry is not None:
         kept = read_entry(entry, key)
+        if kept is None and _pending is not None:  # perhaps being worked out there: wait for it
+            _pending.wait()
+            kept = read_entry(entry, key)
         if isinstance(kept, tuple):
             return None if kept == (_EVERYTHING,) else frozenset(kept)
     answer = _analyse(text)
@@ -56,34 +60,52 @@ def _entry(text: str, project: Project) -> tuple[Path, str]:
 
 class Prefetch:
     """The queries ``texts`` analysed into the work cache by a forked child process, for a later
-    :func:`query_predicates` to find there. The SPARQL parser takes about 60 ms a query: for the
-    stored views, about a second that a small build would otherwise spend on one core while the
-    other is idle. Nothing is started when every answer is cached already, the cache is off, or
-    ``os.fork`` is missing. :meth:`wait` before reading the answers (a child that failed only
-    means they are worked out then, here); :meth:`stop` ends a child no longer needed."""
+    :func:`query_predicates` to find there. The SPARQL parser takes about 60 ms a query: a second
+    or more for the stored views, the QC queries or the shapes' SPARQL, that a command would
+    otherwise spend on one core while the other is idle (loading the sources runs on one).
+
+    Nothing is started when every answer is cached already, the cache is off, or ``os.fork`` is
+    missing. While the child runs, a :func:`query_predicates` that misses the cache waits for it
+    (:meth:`wait`; a child that failed only means the answer is worked out then, here).
+    :meth:`stop` ends a child no longer needed: call it when the command ends."""
 
     def __init__(self, texts: Iterable[str], project: Project) -> None:
         from .cache import enabled
         from .forked import Forked
 
+        global _pending
         self._child: Forked | None = None
+        self._lock = threading.Lock()
         todo = [t for t in dict.fromkeys(texts) if read_entry(*_entry(t, project)) is None]
         if todo and enabled() and hasattr(os, "fork"):
             self._child = Forked(lambda: len([query_predicates(t, project) for t in todo]))
+            _pending = self
             log.debug("querydeps: %d queries analysed in a child process", len(todo))
 
     def wait(self) -> None:
-        child, self._child = self._child, None
-        if child is not None:
-            try:
-                child.result()
-            except Exception as exc:  # noqa: BLE001 - the answers are worked out here instead
-                log.debug("querydeps: the child process failed (%s); analysing here", exc)
+        with self._lock:
+            child, self._child = self._child, None
+            self._done()
+            if child is not None:
+                try:
+                    child.result()
+                except Exception as exc:  # noqa: BLE001 - the answers are worked out here instead
+                    log.debug("querydeps: the child process failed (%s); analysing here", exc)
 
     def stop(self) -> None:
-        child, self._child = self._child, None
-        if child is not None:
-            child.stop()
+        with self._lock:
+            child, self._child = self._child, None
+            self._done()
+            if child is not None:
+                child.stop()
+
+    def _done(self) -> None:
+        global _pending
+        if _pending is self:
+            _pending = None
+
+
+_pending: Prefetch | None = None  # the one whose child is running, if any
 
 
 def _analyse(text: str) -> frozenset[str] | None:

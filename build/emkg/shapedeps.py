@@ -236,15 +236,22 @@ def sparql_prefixes(shapes: rdflib.Graph, node) -> str:
     )
 
 
+def sparql_texts(shapes: rdflib.Graph) -> list[str]:
+    """The query of every SHACL-SPARQL constraint and target, as the analysis reads it."""
+    return [_sparql_text(shapes, node) for node in sorted(set(shapes.subjects(SH.select, None)))]
+
+
+def _sparql_text(shapes: rdflib.Graph, node) -> str:
+    # $PATH stands for the property shape's path, whose predicates are read already
+    return sparql_prefixes(shapes, node) + str(shapes.value(node, SH.select)).replace("$PATH", "<urn:emkg:path>")
+
+
 def _sparql_reads(shapes: rdflib.Graph, node, reads: set[str], project: Project | None, what: str) -> None:
     from .querydeps import query_predicates
 
-    query = shapes.value(node, SH.select)
-    if query is None:
+    if shapes.value(node, SH.select) is None:
         raise _Everything(f"{what} without sh:select")
-    # $PATH stands for the property shape's path, whose predicates are read already
-    text = sparql_prefixes(shapes, node) + str(query).replace("$PATH", "<urn:emkg:path>")
-    found = query_predicates(text, project)
+    found = query_predicates(_sparql_text(shapes, node), project)
     if found is None:
         raise _Everything(f"{what} whose predicates cannot be told")
     reads |= found - {"urn:emkg:path"}
@@ -270,4 +277,4 @@ def reduced_shapes(shapes: rdflib.Graph, roots: Iterable) -> rdflib.Graph:
     return out
 
 
-__all__ = ["Group", "ShapePlan", "evaluated", "plan_shapes", "reduced_shapes", "sparql_prefixes"]
+__all__ = ["Group", "ShapePlan", "evaluated", "plan_shapes", "reduced_shapes", "sparql_prefixes", "sparql_texts"]
