@@ -94,6 +94,25 @@ def test_a_miss_while_the_child_runs_waits_for_it(tmp_path, monkeypatch) -> None
     assert parent == [] and querydeps._pending is None
 
 
+def test_a_process_forked_later_never_takes_the_childs_answer(tmp_path, monkeypatch) -> None:
+    """A process forked while the child runs (a validation, a page worker) inherits the object:
+    it analyses its own queries and leaves the child's answer to the process that started it."""
+    from emkg import querydeps
+    from emkg.forked import Forked
+    from emkg.project import Project
+
+    project = Project(root=tmp_path)
+    texts = [EX + f"SELECT * WHERE {{ ?a ex:p{n} ?b }}" for n in range(8)]
+    prefetch = Prefetch(texts, project)
+    later = Forked(lambda: (querydeps._pending is prefetch, query_predicates(EX + "SELECT * WHERE { ?a ex:z ?b }", project)))
+    assert later.result() == (True, {"http://example.org/z"})
+    said = []
+    monkeypatch.setattr(querydeps.log, "debug", lambda msg, *args: said.append(msg % args))
+    prefetch.wait()
+    assert not [line for line in said if "failed" in line], said
+    assert all(querydeps.read_entry(*_entry(text, project)) is not None for text in texts)
+
+
 def test_prefetch_that_cannot_write_leaves_the_work_to_this_process(tmp_path, monkeypatch) -> None:
     from emkg.project import Project
 

@@ -41,7 +41,7 @@ def query_predicates(text: str, project: Project | None = None) -> frozenset[str
     entry, key = _entry(text, project) if project is not None else (None, "")
     if entry is not None:
         kept = read_entry(entry, key)
-        if kept is None and _pending is not None:  # perhaps being worked out there: wait for it
+        if kept is None and _pending is not None and _pending.pid == os.getpid():  # perhaps being worked out there
             _pending.wait()
             kept = read_entry(entry, key)
         if isinstance(kept, tuple):
@@ -66,7 +66,8 @@ class Prefetch:
 
     Nothing is started when every answer is cached already, the cache is off, or ``os.fork`` is
     missing. While the child runs, a :func:`query_predicates` that misses the cache waits for it
-    (:meth:`wait`; a child that failed only means the answer is worked out then, here).
+    (:meth:`wait`; a child that failed only means the answer is worked out then, here), in this
+    process only: the processes it forks later inherit the object, never its child.
     :meth:`stop` ends a child no longer needed: call it when the command ends."""
 
     def __init__(self, texts: Iterable[str], project: Project) -> None:
@@ -76,6 +77,7 @@ class Prefetch:
         global _pending
         self._child: Forked | None = None
         self._lock = threading.Lock()
+        self.pid = os.getpid()  # the process whose child it is
         todo = [t for t in dict.fromkeys(texts) if read_entry(*_entry(t, project)) is None]
         if todo and enabled() and hasattr(os, "fork"):
             self._child = Forked(lambda: len([query_predicates(t, project) for t in todo]))
@@ -83,21 +85,25 @@ class Prefetch:
             log.debug("querydeps: %d queries analysed in a child process", len(todo))
 
     def wait(self) -> None:
-        with self._lock:
+        if self.pid != os.getpid():
+            return
+        with self._lock:  # a second caller (another thread) waits here for the first
             child, self._child = self._child, None
-            self._done()
             if child is not None:
                 try:
                     child.result()
                 except Exception as exc:  # noqa: BLE001 - the answers are worked out here instead
                     log.debug("querydeps: the child process failed (%s); analysing here", exc)
+            self._done()
 
     def stop(self) -> None:
+        if self.pid != os.getpid():
+            return
         with self._lock:
             child, self._child = self._child, None
-            self._done()
             if child is not None:
                 child.stop()
+            self._done()
 
     def _done(self) -> None:
         global _pending

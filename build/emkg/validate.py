@@ -32,6 +32,7 @@ from .errors import EXIT_DATA, EXIT_OK, EXIT_USAGE, UsageError
 from .forked import Forked
 from .load import LoadedGraph, Location, SourceIndex, SyntaxProblem, literal_key, load_graph, load_shapes
 from .project import Project
+from .querydeps import Prefetch
 from .terms import ox_to_rdflib, rdflib_to_ox
 
 log = logging.getLogger(__name__)
@@ -960,12 +961,10 @@ INCREMENTAL_TRIPLES = 50_000
 INCREMENTAL_BYTES = INCREMENTAL_TRIPLES * 40
 
 
-def _prefetch_analysis(project: Project, shapes: LoadedGraph, files: Sequence[Path], qc: bool):
+def _prefetch_analysis(project: Project, shapes: LoadedGraph, files: Sequence[Path], qc: bool) -> Prefetch | None:
     """For a graph likely to be validated incrementally (judged by its files' size, before they are
     read): what the QC queries and the shapes' SPARQL read (``querydeps``), worked out in a child
-    process while this one loads the graph, on one core (a ``querydeps.Prefetch``, or None)."""
-    from .querydeps import Prefetch
-
+    process while this one loads the graph, on one core."""
     try:
         size = sum(path.stat().st_size for path in files)
     except OSError:
