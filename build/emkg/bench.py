@@ -234,9 +234,14 @@ def _cold_start(root: Path, out: Path, n: int) -> Path:
         aside = root / f".cache-run-{n}"
         shutil.rmtree(aside, ignore_errors=True)  # left by an interrupted run
         (root / ".cache").rename(aside)
-    target = out.with_name(f"{out.name}-run-{n}") if n else out
+    target = _run_folder(out, n)
     shutil.rmtree(target, ignore_errors=True)
     return target
+
+
+def _run_folder(out: Path, n: int) -> Path:
+    """The output folder of run ``n`` (``out`` itself for the first)."""
+    return out.with_name(f"{out.name}-run-{n}") if n else out
 
 
 def _clear_runs(root: Path, out: Path, repeat: int) -> None:
@@ -244,7 +249,7 @@ def _clear_runs(root: Path, out: Path, repeat: int) -> None:
     for n in range(repeat):
         if n:
             shutil.rmtree(root / f".cache-run-{n}", ignore_errors=True)
-        shutil.rmtree(out.with_name(f"{out.name}-run-{n}") if n else out, ignore_errors=True)
+        shutil.rmtree(_run_folder(out, n), ignore_errors=True)
 
 
 def median_run(runs: Sequence[dict]) -> dict:
