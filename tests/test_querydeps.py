@@ -122,9 +122,12 @@ def test_prefetch_that_cannot_write_leaves_the_work_to_this_process(tmp_path, mo
     prefetch = Prefetch([text], project)
     prefetch.wait()
     assert query_predicates(text, project) == {"http://example.org/p"}
-    stopped = Prefetch([EX + "SELECT * WHERE { ?a ex:r ?b }"], Project(root=tmp_path / "other"))
-    stopped.stop()  # a child still running is ended, and waiting after that does nothing
-    stopped.wait()
+    from emkg import querydeps
+
+    with Prefetch([EX + "SELECT * WHERE { ?a ex:r ?b }"], Project(root=tmp_path / "other")) as stopped:
+        assert querydeps._pending is stopped
+    assert querydeps._pending is None and stopped._child is None  # the child is ended with the block
+    stopped.wait()  # and waiting after that does nothing
 
 
 def test_predicates_of_changed_lines() -> None:

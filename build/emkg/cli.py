@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 from . import __version__
@@ -154,9 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="emkg: %(levelname)s: %(message)s", stream=sys.stderr)
     try:
-        if args.command in LONG_RUNNING:
-            return _run(args)
-        with bulk():  # a one-shot command: the collector's passes cost more than the garbage they find
+        # a one-shot command pauses the collector: its passes cost more than the garbage they find
+        with nullcontext() if args.command in LONG_RUNNING else bulk():
             return _run(args)
     except EmkgError as exc:
         print(f"emkg: error: {exc}", file=sys.stderr)

@@ -32,6 +32,7 @@ import sys
 import time
 import urllib.parse
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -294,15 +295,15 @@ def write_view_files(project: Project, views_dir: Path, name: str, result) -> No
 VIEW_FILES = ("csv", "json")
 
 
-def _view_analysis(project: Project) -> Prefetch | None:
-    """The analysis of every stored view run without parameters, started in the background (None
+def _view_analysis(project: Project) -> Prefetch:
+    """The analysis of every stored view run without parameters, started in the background (none
     when a view cannot be read: running the views reports that, in its place in the build)."""
     from .views import bind_params, list_views
 
     try:
         texts = [bind_params(view, {}) for view in list_views(project) if not any(p.required for p in view.params)]
     except UsageError:
-        return None
+        texts = []
     return Prefetch(texts, project)
 
 
@@ -439,8 +440,7 @@ def run_build(project: Project, args) -> int:
 
     # what each view reads, for the next build (``_analyse_views``): worked out meanwhile, on the
     # other core, when not in the cache yet (a fork now, while this process is small)
-    analysis = _view_analysis(project) if site else None
-    try:
+    with _view_analysis(project) if site else nullcontext():  # (its child ends with the build)
         progress.step("loading the sources")
         graph = load_graph(project)
         shapes = load_shapes(project)
@@ -458,9 +458,6 @@ def run_build(project: Project, args) -> int:
             return exc.report.exit_code()
         finally:
             validation.stop()  # a validation still running when the build failed
-    finally:
-        if analysis is not None:
-            analysis.stop()  # still running when the build failed or needed no analysis
     warnings = validation.result().warnings
     progress.done(summary.text(shown) + (f"; {warnings} validation warning{'s' if warnings != 1 else ''} (see quality/)"
                                          if warnings and summary.pages else ""))

@@ -41,7 +41,7 @@ def query_predicates(text: str, project: Project | None = None) -> frozenset[str
     entry, key = _entry(text, project) if project is not None else (None, "")
     if entry is not None:
         kept = read_entry(entry, key)
-        if kept is None and _pending is not None and _pending.pid == os.getpid():  # perhaps being worked out there
+        if kept is None and _pending is not None:  # perhaps being worked out there (``wait``: in its own process)
             _pending.wait()
             kept = read_entry(entry, key)
         if isinstance(kept, tuple):
@@ -68,7 +68,8 @@ class Prefetch:
     missing. While the child runs, a :func:`query_predicates` that misses the cache waits for it
     (:meth:`wait`; a child that failed only means the answer is worked out then, here), in this
     process only: the processes it forks later inherit the object, never its child.
-    :meth:`stop` ends a child no longer needed: call it when the command ends."""
+    :meth:`stop` ends a child no longer needed: call it when the command ends (or use the object
+    as a context manager)."""
 
     def __init__(self, texts: Iterable[str], project: Project) -> None:
         from .cache import enabled
@@ -83,6 +84,12 @@ class Prefetch:
             self._child = Forked(lambda: len([query_predicates(t, project) for t in todo]))
             _pending = self
             log.debug("querydeps: %d queries analysed in a child process", len(todo))
+
+    def __enter__(self) -> Prefetch:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
 
     def wait(self) -> None:
         if self.pid != os.getpid():

@@ -494,9 +494,14 @@ class Model:
         self._complete = False  # every statement read (``read_all``)
         if read_all:
             self.read_all()
-        subjects: Iterable[str] = data.subjects if data.subjects is not None else self._out if read_all else (
-            _key(row[0]) for row in data.store.query("SELECT DISTINCT ?s WHERE { ?s ?p ?o }"))
-        self._subjects: frozenset[str] = frozenset(subjects)  # (after ``read_all``: the keys it read)
+        subjects: Iterable[str]
+        if data.subjects is not None:
+            subjects = data.subjects
+        elif read_all:
+            subjects = self._out  # the subjects it read
+        else:
+            subjects = (_key(row[0]) for row in data.store.query("SELECT DISTINCT ?s WHERE { ?s ?p ?o }"))
+        self._subjects: frozenset[str] = frozenset(subjects)
         self.reads = Reads()
         self._labels: dict[str, str] = {}
         self._supers: dict[str, set[str]] = {}

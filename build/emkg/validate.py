@@ -19,6 +19,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -1351,13 +1352,9 @@ def run_validate(project: Project, paths: Sequence[Path] = (), fmt: str = "text"
     extra = expand_paths(project, paths)
     started = time.perf_counter()
     shapes = load_shapes(project)
-    analysis = _prefetch_analysis(project, shapes, [*project.graph_files(), *extra], qc)
-    try:
+    with _prefetch_analysis(project, shapes, [*project.graph_files(), *extra], qc) or nullcontext():
         graph = load_graph(project, extra)
         report = validate_loaded(project, graph, shapes, qc=qc, reuse=True)
-    finally:
-        if analysis is not None:
-            analysis.stop()
     log.info("validated %d triples in %.2fs", report.triples, time.perf_counter() - started)
     print(render_report(report, fmt, strict=strict))
     return report.exit_code(strict)
